@@ -124,7 +124,7 @@ check-integration: $(PROGS_SAN) $(TOOLS_SAN)
 FUZZ_SECONDS ?= 30
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) | build/fuzz
-	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon \
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DIMAPHOOK_VERSION='"$(VERSION)"' -Icommon \
 	  $(PKG_CFLAGS) -o $@ $< $(COMMON_SRC) $(PKG_LIBS) -lm
 build/fuzz:
 	mkdir -p $@

@@ -37,7 +37,7 @@ struct cfg_connection {
 	int max_tls_version;    /* default TLS1_3_VERSION */
 	unsigned min_dh_size;   /* bits, default 1024 */
 	bool tls_verify;        /* default true */
-	char *ca_file;          /* or NULL */
+	char *ca_file;          /* or NULL; relative paths resolved against the config's directory */
 	unsigned max_connections; /* default 2, at least 1 */
 	/* Beyond SPEC (documented in imaphook.conf(5)): */
 	unsigned timeout;       /* seconds: connect, greeting, command inactivity; default 60 */
@@ -49,7 +49,7 @@ struct cfg_webhook {
 	char *url;
 	unsigned char *secret;  /* the HMAC key: base64-decoded part after "whsec_", else raw bytes; NULL if none */
 	size_t secret_len;
-	char **headers;         /* "Name: value" strings, NULL-terminated (never NULL itself) */
+	char **headers;         /* "Name: value" strings (normalised to one space after the colon), NULL-terminated (never NULL itself) */
 	unsigned timeout;       /* seconds per attempt, default 10 */
 	int line;
 };
@@ -83,7 +83,7 @@ struct cfg_api {
 
 struct config {
 	char *path;
-	char *state_dir;        /* default CONFIG_DEFAULT_STATE_DIR */
+	char *state_dir;        /* default CONFIG_DEFAULT_STATE_DIR; relative paths resolved as ca_file */
 	enum log_level log_level;       /* default info */
 	enum log_format log_format;     /* default text */
 	struct cfg_api *api;    /* NULL = no HTTP listener */
@@ -105,23 +105,45 @@ struct config_errors {
 	char **msgs;
 	size_t count;
 };
+/* Frees the messages and leaves errs empty (reusable). */
 void config_errors_free(struct config_errors *errs);
 
 /*
  * Loads path. Returns 0 with *config_r set (free with config_free), or -1
- * with at least one message in errs (and *config_r NULL). Warnings (for
- * example a secret-holding file readable by group or others) are logged with
+ * with at least one message appended to errs (start from a zeroed struct;
+ * messages already there are kept) and *config_r NULL. The messages of one
+ * load are sorted by file and line. Warnings (for example a
+ * secret-holding file readable by group or others) are logged with
  * log_warn() and do not fail the load.
+ *
+ * Relative paths in the file (state_dir, ca_file, *_file) are taken
+ * relative to the directory of the file that contains them; @include paths
+ * are libconfig's business (relative to the working directory).
  */
 int config_load(const char *path, struct config **config_r, struct config_errors *errs);
+/* Frees *config (secrets are wiped first) and sets it to NULL. */
 void config_free(struct config **config);
 
+/*
+ * For SIGHUP: true when every field is equal (secrets and argv included;
+ * "line" is ignored). config_trigger_same compares the connection by name
+ * and config_connection_same, and the webhooks by their list of names.
+ */
+bool config_connection_same(const struct cfg_connection *a,
+    const struct cfg_connection *b);
+bool config_webhook_same(const struct cfg_webhook *a,
+    const struct cfg_webhook *b);
+bool config_trigger_same(const struct cfg_trigger *a,
+    const struct cfg_trigger *b);
+
+/* Look-ups by name; NULL when there is none. The result points into config. */
 struct cfg_connection *config_find_connection(const struct config *config, const char *name);
 struct cfg_webhook *config_find_webhook(const struct config *config, const char *name);
 struct cfg_trigger *config_find_trigger(const struct config *config, const char *name);
 
 /* "TLSv1.2" -> TLS1_2_VERSION etc. Returns 0 or -1. */
 int config_tls_version_parse(const char *s, int *version_r);
+/* TLS1_2_VERSION -> "TLSv1.2" (static string); "unknown" for others. */
 const char *config_tls_version_name(int version);
 
 #endif

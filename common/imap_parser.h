@@ -111,6 +111,9 @@ void imap_parser_reset(struct imap_parser *parser);
 int imap_parser_feed(struct imap_parser *parser, const void *data, size_t len,
     size_t *consumed_r, const struct imap_resp **resp_r);
 const char *imap_parser_error(const struct imap_parser *parser);
+/* Bytes the parser holds right now (buffers, arena, bookkeeping): lets
+ * tests and callers check that memory stays within the limits. */
+size_t imap_parser_memory(const struct imap_parser *parser);
 
 /* Argument helpers. Return true/0 when the argument has the asked form. */
 bool imap_arg_is_atom(const struct imap_arg *arg, const char *ci_value);

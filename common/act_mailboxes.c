@@ -1,0 +1,244 @@
+/* Mailbox actions: list-mailboxes, mailbox-status. */
+#include "action.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "jsonutil.h"
+#include "util.h"
+
+/* list-mailboxes */
+
+struct list_state {
+	json_t *mailboxes;      /* array, in the server's order */
+	json_t *by_path;        /* path -> the same objects, for LSUB */
+	unsigned pending;
+};
+
+static const char *const special_use[] = {
+	"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Important", "\\Junk",
+	"\\Sent", "\\Trash", NULL
+};
+
+static void
+list_start(struct action_run *run)
+{
+	struct list_state *st = run->state;
+	struct imap_cmd *cmd;
+
+	st->mailboxes = json_array();
+	st->by_path = json_object();
+	cmd = imap_cmd_new(run->conn);
+	if (imap_conn_has_cap(run->conn, "LIST-EXTENDED")) {
+		imap_cmd_add(cmd, "LIST \"\" \"*\" RETURN (SUBSCRIBED");
+		if (imap_conn_has_cap(run->conn, "SPECIAL-USE"))
+			imap_cmd_add(cmd, " SPECIAL-USE");
+		imap_cmd_add(cmd, ")");
+		st->pending = 1;
+		action_send(run, cmd);
+		return;
+	}
+	imap_cmd_add(cmd, "LIST \"\" \"*\"");
+	action_send(run, cmd);
+	action_send_text(run, "LSUB \"\" \"*\"");
+	st->pending = 2;
+}
+
+static void
+list_untagged(struct action_run *run, const struct imap_resp *resp)
+{
+	struct list_state *st = run->state;
+	const struct imap_arg *attrs;
+	const char *name, *delim, *use = NULL;
+	size_t namelen, delimlen;
+	uint32_t nattrs, i;
+	bool subscribed = false, lsub;
+	json_t *flags, *mb;
+	char *path;
+
+	if (resp->name == NULL || resp->argc < 3)
+		return;
+	lsub = strcmp(resp->name, "LSUB") == 0;
+	if (!lsub && strcmp(resp->name, "LIST") != 0)
+		return;
+	if (!imap_arg_get_list(&resp->args[0], &attrs, &nattrs) ||
+	    !imap_arg_get_astring(&resp->args[2], &name, &namelen))
+		return;
+	path = action_mailbox_from_wire(name, namelen);
+	if (lsub) {
+		mb = json_object_get(st->by_path, path);
+		if (mb != NULL)
+			json_object_set_new(mb, "subscribed", json_true());
+		free(path);
+		return;
+	}
+	flags = json_array();
+	for (i = 0; i < nattrs; i++) {
+		const char *a;
+		size_t alen, k;
+
+		if (!imap_arg_get_astring(&attrs[i], &a, &alen))
+			continue;
+		if (strcasecmp(a, "\\Subscribed") == 0) {
+			subscribed = true;
+			continue;
+		}
+		for (k = 0; special_use[k] != NULL; k++)
+			if (use == NULL && strcasecmp(a, special_use[k]) == 0)
+				use = special_use[k];
+		json_array_append_new(flags, json_str_n(a, alen));
+	}
+	if (resp->args[1].type == IMAP_ARG_NIL ||
+	    !imap_arg_get_astring(&resp->args[1], &delim, &delimlen))
+		delim = NULL;
+	mb = json_pack("{s:o, s:o, s:o, s:o, s:b}",
+	    "path", json_str(path),
+	    "delimiter", delim != NULL ? json_str_n(delim, delimlen) : json_null(),
+	    "flags", flags,
+	    "specialUse", json_str(use),
+	    "subscribed", subscribed);
+	json_array_append(st->mailboxes, mb);
+	json_object_set_new(st->by_path, path, mb);
+	free(path);
+}
+
+static void
+list_step(struct action_run *run, const struct imap_reply *reply)
+{
+	struct list_state *st = run->state;
+
+	if (reply->status != IMAP_STATUS_OK) {
+		action_fail_reply(run, reply, "LIST");
+		return;
+	}
+	if (--st->pending > 0)
+		return;
+	action_finish(run, json_pack("{s:O}", "mailboxes", st->mailboxes));
+}
+
+static void
+list_free(struct action_run *run)
+{
+	struct list_state *st = run->state;
+
+	json_decref(st->mailboxes);
+	json_decref(st->by_path);
+}
+
+static const struct action_param list_params[] = {
+	{ NULL }
+};
+
+const struct action_entry act_list_mailboxes_entry = {
+	.name = "list-mailboxes",
+	.summary = "list every mailbox with its flags, special use and subscription",
+	.params = list_params,
+	.start = list_start,
+	.step = list_step,
+	.untagged = list_untagged,
+	.state_size = sizeof(struct list_state),
+	.state_free = list_free,
+};
+
+/* mailbox-status */
+
+struct status_state {
+	json_t *result;
+};
+
+static void
+status_start(struct action_run *run)
+{
+	struct status_state *st = run->state;
+	const char *mailbox = action_param_str(run, "mailbox");
+	struct imap_cmd *cmd = imap_cmd_new(run->conn);
+
+	st->result = json_pack("{s:s, s:n, s:n, s:n, s:n, s:n}", "path", mailbox,
+	    "messages", "unseen", "uidNext", "uidValidity", "highestModseq");
+	imap_cmd_add(cmd, "STATUS ");
+	if (action_cmd_mailbox(run, cmd, mailbox) < 0) {
+		imap_cmd_discard(&cmd);
+		return;
+	}
+	imap_cmd_add(cmd, " (MESSAGES UNSEEN UIDNEXT UIDVALIDITY");
+	if (imap_conn_has_cap(run->conn, "CONDSTORE"))
+		imap_cmd_add(cmd, " HIGHESTMODSEQ");
+	imap_cmd_add(cmd, ")");
+	action_send(run, cmd);
+}
+
+static void
+status_untagged(struct action_run *run, const struct imap_resp *resp)
+{
+	static const struct {
+		const char *item, *key;
+	} map[] = {
+		{ "MESSAGES", "messages" },
+		{ "UNSEEN", "unseen" },
+		{ "UIDNEXT", "uidNext" },
+		{ "UIDVALIDITY", "uidValidity" },
+		{ "HIGHESTMODSEQ", "highestModseq" },
+	};
+	struct status_state *st = run->state;
+	const struct imap_arg *items;
+	uint32_t n, i;
+	size_t k;
+
+	if (resp->name == NULL || strcmp(resp->name, "STATUS") != 0 || resp->argc < 2 ||
+	    !imap_arg_get_list(&resp->args[1], &items, &n))
+		return;
+	for (i = 0; i + 1 < n; i += 2) {
+		const char *name;
+		size_t len;
+		uint64_t v;
+
+		if (!imap_arg_get_astring(&items[i], &name, &len) ||
+		    imap_arg_get_u64(&items[i + 1], &v) < 0)
+			continue;
+		for (k = 0; k < N_ELEMENTS(map); k++)
+			if (strcasecmp(name, map[k].item) == 0)
+				json_object_set_new(st->result, map[k].key,
+				    json_integer((json_int_t)v));
+	}
+}
+
+static void
+status_step(struct action_run *run, const struct imap_reply *reply)
+{
+	struct status_state *st = run->state;
+	const char *mailbox = action_param_str(run, "mailbox");
+
+	if (reply->status != IMAP_STATUS_OK) {
+		char what[300];
+
+		snprintf(what, sizeof(what), "STATUS %s", mailbox);
+		action_fail_mailbox(run, reply, mailbox, what);
+		return;
+	}
+	action_finish(run, json_incref(st->result));
+}
+
+static void
+status_free(struct action_run *run)
+{
+	struct status_state *st = run->state;
+
+	json_decref(st->result);
+}
+
+static const struct action_param status_params[] = {
+	{ "mailbox", APT_MAILBOX, AP_REQUIRED, NULL, "mailbox path, e.g. INBOX or Archive/2026" },
+	{ NULL }
+};
+
+const struct action_entry act_mailbox_status_entry = {
+	.name = "mailbox-status",
+	.summary = "message counts, UIDNEXT, UIDVALIDITY and HIGHESTMODSEQ of a mailbox",
+	.params = status_params,
+	.start = status_start,
+	.step = status_step,
+	.untagged = status_untagged,
+	.state_size = sizeof(struct status_state),
+	.state_free = status_free,
+};

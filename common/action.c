@@ -1,0 +1,623 @@
+/* action: the action table and what every action shares; see action.h */
+#include "action.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "imap_utf7.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "util.h"
+
+extern const struct action_entry act_test_connection_entry;
+extern const struct action_entry act_list_mailboxes_entry;
+extern const struct action_entry act_mailbox_status_entry;
+
+const struct action_entry *const action_table[] = {
+	&act_list_mailboxes_entry,
+	&act_mailbox_status_entry,
+	&act_test_connection_entry,
+	NULL
+};
+
+const struct action_entry *
+action_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; action_table[i] != NULL; i++)
+		if (strcmp(action_table[i]->name, name) == 0)
+			return action_table[i];
+	return NULL;
+}
+
+/* errors */
+
+int
+action_exit_code(enum action_status status)
+{
+	switch (status) {
+	case ACTION_OK: return 0;
+	case ACTION_ERR_USAGE: return 64;
+	case ACTION_ERR_INPUT: return 65;
+	case ACTION_ERR_NOTFOUND:
+	case ACTION_ERR_EXISTS:
+	case ACTION_ERR_REFUSED: return 1;
+	case ACTION_ERR_UNREACHABLE: return 69;
+	case ACTION_ERR_AUTH: return 77;
+	}
+	return 1;
+}
+
+int
+action_http_status(enum action_status status)
+{
+	switch (status) {
+	case ACTION_OK: return 200;
+	case ACTION_ERR_USAGE:
+	case ACTION_ERR_INPUT: return 400;
+	case ACTION_ERR_NOTFOUND: return 404;
+	case ACTION_ERR_EXISTS: return 409;
+	case ACTION_ERR_REFUSED: return 422;
+	case ACTION_ERR_UNREACHABLE:
+	case ACTION_ERR_AUTH: return 502;
+	}
+	return 500;
+}
+
+const char *
+action_error_code(enum action_status status)
+{
+	switch (status) {
+	case ACTION_OK: return "ok";
+	case ACTION_ERR_USAGE: return "bad_parameter";
+	case ACTION_ERR_INPUT: return "bad_input";
+	case ACTION_ERR_NOTFOUND: return "not_found";
+	case ACTION_ERR_EXISTS: return "already_exists";
+	case ACTION_ERR_REFUSED: return "server_refused";
+	case ACTION_ERR_UNREACHABLE: return "server_unreachable";
+	case ACTION_ERR_AUTH: return "authentication_failed";
+	}
+	return "error";
+}
+
+enum action_status
+action_status_from_imap(enum imap_err kind)
+{
+	switch (kind) {
+	case IMAP_ERR_NONE: return ACTION_OK;
+	case IMAP_ERR_NO:
+	case IMAP_ERR_BAD: return ACTION_ERR_REFUSED;
+	case IMAP_ERR_AUTH: return ACTION_ERR_AUTH;
+	case IMAP_ERR_CONNECT:
+	case IMAP_ERR_TLS:
+	case IMAP_ERR_PROTOCOL:
+	case IMAP_ERR_TIMEOUT:
+	case IMAP_ERR_CLOSED: return ACTION_ERR_UNREACHABLE;
+	}
+	return ACTION_ERR_UNREACHABLE;
+}
+
+/* parameter checks */
+
+static bool
+valid_date(const char *s)
+{
+	unsigned y, m, d;
+	static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	size_t i;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return false;
+	for (i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+			return false;
+	y = (unsigned)(s[0] - '0') * 1000 + (unsigned)(s[1] - '0') * 100 +
+	    (unsigned)(s[2] - '0') * 10 + (unsigned)(s[3] - '0');
+	m = (unsigned)(s[5] - '0') * 10 + (unsigned)(s[6] - '0');
+	d = (unsigned)(s[8] - '0') * 10 + (unsigned)(s[9] - '0');
+	return y >= 1900 && m >= 1 && m <= 12 && d >= 1 && d <= mdays[m - 1];
+}
+
+static bool
+valid_range(const char *s, bool seq ATTR_UNUSED)
+{
+	struct imap_seqset set;
+	size_t i;
+
+	/* only digits, ':', ',' and '*' may reach the wire */
+	for (i = 0; s[i] != '\0'; i++)
+		if (!isdigit((unsigned char)s[i]) && strchr(":,*", s[i]) == NULL)
+			return false;
+	if (imap_seqset_parse(s, strlen(s), &set) < 0)
+		return false;
+	for (i = 0; i < set.count; i++) {
+		if (set.ranges[i].lo == 0) {
+			imap_seqset_free(&set);
+			return false;
+		}
+	}
+	imap_seqset_free(&set);
+	return true;
+}
+
+static bool
+valid_partid(const char *s)
+{
+	bool digit = false;
+
+	for (; *s != '\0'; s++) {
+		if (isdigit((unsigned char)*s)) {
+			if (!digit && *s == '0')
+				return false;
+			digit = true;
+		} else if (*s == '.' && digit) {
+			digit = false;
+		} else {
+			return false;
+		}
+	}
+	return digit;
+}
+
+/* A flag is \Word (system flag) or a keyword of atom characters. */
+static bool
+valid_flag(const char *s)
+{
+	const char *p = s;
+
+	if (*p == '\\')
+		p++;
+	if (*p == '\0')
+		return false;
+	for (; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c) != NULL)
+			return false;
+	}
+	return true;
+}
+
+static const struct action_param *
+find_param(const struct action_entry *entry, const char *name)
+{
+	const struct action_param *p;
+
+	for (p = entry->params; p != NULL && p->name != NULL; p++)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+static void
+usage_error(struct action_error *err, const char *fmt, ...) ATTR_FORMAT(2, 3);
+
+static void
+usage_error(struct action_error *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->status = ACTION_ERR_USAGE;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+static int
+check_value(const struct action_param *p, json_t *v, bool seq, struct action_error *err)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+	size_t i;
+
+	switch (p->type) {
+	case APT_INT:
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			usage_error(err, "parameter \"%s\" must be a non-negative integer", p->name);
+			return -1;
+		}
+		return 0;
+	case APT_BOOL:
+		if (!json_is_boolean(v)) {
+			usage_error(err, "parameter \"%s\" must be true or false", p->name);
+			return -1;
+		}
+		return 0;
+	case APT_FLAGS:
+		if (!json_is_array(v)) {
+			usage_error(err, "parameter \"%s\" must be a list of flags", p->name);
+			return -1;
+		}
+		for (i = 0; i < json_array_size(v); i++) {
+			json_t *f = json_array_get(v, i);
+
+			if (!json_is_string(f) || !valid_flag(json_string_value(f))) {
+				usage_error(err, "parameter \"%s\": not a valid flag: %s", p->name,
+				    json_is_string(f) ? json_string_value(f) : "(not a string)");
+				return -1;
+			}
+		}
+		return 0;
+	default:
+		break;
+	}
+	if (s == NULL) {
+		usage_error(err, "parameter \"%s\" must be a string", p->name);
+		return -1;
+	}
+	switch (p->type) {
+	case APT_MAILBOX:
+		if (*s == '\0' || strlen(s) != json_string_length(v)) {
+			usage_error(err, "parameter \"%s\" must be a mailbox path", p->name);
+			return -1;
+		}
+		break;
+	case APT_RANGE:
+		if (!valid_range(s, seq)) {
+			usage_error(err, "parameter \"%s\" must be an IMAP set such as 1:5,9 "
+			    "or *, not \"%s\"", p->name, s);
+			return -1;
+		}
+		break;
+	case APT_DATE:
+		if (!valid_date(s)) {
+			usage_error(err, "parameter \"%s\" must be a date YYYY-MM-DD, not \"%s\"",
+			    p->name, s);
+			return -1;
+		}
+		break;
+	case APT_PARTID:
+		if (!valid_partid(s)) {
+			usage_error(err, "parameter \"%s\" must be a body part number such as "
+			    "2 or 1.2, not \"%s\"", p->name, s);
+			return -1;
+		}
+		break;
+	case APT_ENUM:
+		for (i = 0; p->choices[i] != NULL; i++)
+			if (strcmp(p->choices[i], s) == 0)
+				break;
+		if (p->choices[i] == NULL) {
+			usage_error(err, "parameter \"%s\" must be one of the choices, not \"%s\"",
+			    p->name, s);
+			return -1;
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+int
+action_params_check(const struct action_entry *entry, json_t *params, bool http,
+    bool seq, struct action_error *err)
+{
+	const struct action_param *p;
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(params)) {
+		usage_error(err, "parameters must be a JSON object");
+		return -1;
+	}
+	json_object_foreach(params, key, v) {
+		p = find_param(entry, key);
+		if (p == NULL || (http && (p->flags & AP_CLI_ONLY)) ||
+		    (!http && (p->flags & AP_HTTP_ONLY))) {
+			usage_error(err, "%s: unknown parameter \"%s\"", entry->name, key);
+			return -1;
+		}
+		if (check_value(p, v, seq, err) < 0)
+			return -1;
+	}
+	for (p = entry->params; p != NULL && p->name != NULL; p++) {
+		if (!(p->flags & AP_REQUIRED))
+			continue;
+		if ((http && (p->flags & AP_CLI_ONLY)) || (!http && (p->flags & AP_HTTP_ONLY)))
+			continue;
+		if (json_object_get(params, p->name) == NULL) {
+			usage_error(err, "%s: missing required parameter \"%s\"", entry->name,
+			    p->name);
+			return -1;
+		}
+	}
+	if (entry->check != NULL && entry->check(params, seq, err) < 0) {
+		err->status = err->status == ACTION_OK ? ACTION_ERR_USAGE : err->status;
+		return -1;
+	}
+	return 0;
+}
+
+/* runs */
+
+struct action_run *
+action_run_new(const struct action_entry *entry, json_t *params, bool seq)
+{
+	struct action_run *run = xcalloc(1, sizeof(*run));
+
+	run->entry = entry;
+	run->params = json_incref(params);
+	run->seq = seq;
+	if (entry->state_size > 0)
+		run->state = xcalloc(1, entry->state_size);
+	return run;
+}
+
+void
+action_run_free(struct action_run **runp)
+{
+	struct action_run *run = *runp;
+
+	*runp = NULL;
+	if (run == NULL)
+		return;
+	if (run->inflight > 0) {
+		/* the last reply frees it (run_cmd_done) */
+		run->orphaned = true;
+		run->done = NULL;
+		return;
+	}
+	if (run->entry->state_free != NULL)
+		run->entry->state_free(run);
+	free(run->state);
+	json_decref(run->params);
+	json_decref(run->result);
+	free(run);
+}
+
+static void
+run_complete(struct action_run *run)
+{
+	if (run->finished)
+		return;
+	run->finished = true;
+	if (run->done != NULL)
+		run->done(run, run->done_arg);
+}
+
+void
+action_run_start(struct action_run *run, struct imap_conn *conn, action_done_cb *done,
+    void *arg)
+{
+	run->conn = conn;
+	run->done = done;
+	run->done_arg = arg;
+	run->entry->start(run);
+}
+
+static void
+run_cmd_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply, void *arg)
+{
+	struct action_run *run = arg;
+
+	run->inflight--;
+	if (run->orphaned) {
+		/* freed by its owner while commands were in flight */
+		if (run->inflight == 0)
+			action_run_free(&run);
+		return;
+	}
+	if (!run->finished)
+		run->entry->step(run, reply);
+}
+
+static void
+run_untagged(struct imap_conn *conn ATTR_UNUSED, const struct imap_resp *resp, void *arg)
+{
+	struct action_run *run = arg;
+
+	if (!run->finished && !run->orphaned && run->entry->untagged != NULL)
+		run->entry->untagged(run, resp);
+}
+
+void
+action_send(struct action_run *run, struct imap_cmd *cmd)
+{
+	run->inflight++;
+	imap_cmd_send(cmd, run_cmd_done, run_untagged, run);
+}
+
+void
+action_send_text(struct action_run *run, const char *text)
+{
+	struct imap_cmd *cmd = imap_cmd_new(run->conn);
+
+	imap_cmd_add(cmd, text);
+	action_send(run, cmd);
+}
+
+int
+action_cmd_mailbox(struct action_run *run, struct imap_cmd *cmd, const char *utf8)
+{
+	if (imap_cmd_mailbox(cmd, utf8) < 0) {
+		action_fail(run, ACTION_ERR_USAGE, "not a valid mailbox name: %s", utf8);
+		return -1;
+	}
+	return 0;
+}
+
+void
+action_finish(struct action_run *run, json_t *result)
+{
+	if (run->finished) {
+		json_decref(result);
+		return;
+	}
+	run->result = result;
+	run->err.status = ACTION_OK;
+	run_complete(run);
+}
+
+void
+action_fail(struct action_run *run, enum action_status status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (run->finished)
+		return;
+	run->err.status = status;
+	va_start(ap, fmt);
+	vsnprintf(run->err.msg, sizeof(run->err.msg), fmt, ap);
+	va_end(ap);
+	run_complete(run);
+}
+
+void
+action_fail_reply(struct action_run *run, const struct imap_reply *reply, const char *what)
+{
+	const struct imap_resp *resp = reply->resp;
+	enum action_status status;
+
+	if (reply->status == IMAP_STATUS_NONE) {
+		action_fail(run, action_status_from_imap(reply->err.kind), "%s: %s", what,
+		    reply->err.msg);
+		return;
+	}
+	status = ACTION_ERR_REFUSED;
+	if (resp != NULL && (imap_resp_code_is(resp, "NONEXISTENT") ||
+	    imap_resp_code_is(resp, "TRYCREATE")))
+		status = ACTION_ERR_NOTFOUND;
+	else if (resp != NULL && imap_resp_code_is(resp, "ALREADYEXISTS"))
+		status = ACTION_ERR_EXISTS;
+	action_fail(run, status, "%s: server said %s: %s", what,
+	    reply->status == IMAP_STATUS_NO ? "NO" : "BAD",
+	    resp != NULL ? resp->text : "");
+}
+
+const char *
+action_param_str(const struct action_run *run, const char *name)
+{
+	return json_string_value(json_object_get(run->params, name));
+}
+
+bool
+action_param_has(const struct action_run *run, const char *name)
+{
+	json_t *v = json_object_get(run->params, name);
+
+	return v != NULL && !json_is_null(v);
+}
+
+json_int_t
+action_param_int(const struct action_run *run, const char *name, json_int_t def)
+{
+	json_t *v = json_object_get(run->params, name);
+
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+bool
+action_param_bool(const struct action_run *run, const char *name, bool def)
+{
+	json_t *v = json_object_get(run->params, name);
+
+	return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+char *
+action_mailbox_from_wire(const char *wire, size_t len)
+{
+	char *copy = xstrndup(wire, len), *utf8;
+
+	utf8 = imap_utf7_to_utf8(copy);
+	if (utf8 != NULL) {
+		free(copy);
+		return utf8;
+	}
+	/* not modified UTF-7: a server speaking UTF-8 names (UTF8=ACCEPT) */
+	utf8 = utf8_repair(copy, len, NULL);
+	free(copy);
+	return utf8;
+}
+
+json_t *
+action_flags_json(const struct imap_arg *list)
+{
+	const struct imap_arg *items;
+	uint32_t n, i;
+	json_t *a = json_array();
+
+	if (!imap_arg_get_list(list, &items, &n))
+		return a;
+	for (i = 0; i < n; i++) {
+		const char *s;
+		size_t len;
+
+		if (imap_arg_get_astring(&items[i], &s, &len))
+			json_array_append_new(a, json_str_n(s, len));
+	}
+	return a;
+}
+
+/* Is a refused mailbox missing? Servers without [NONEXISTENT] (Cyrus,
+ * Courier) answer a plain NO, so ask LIST before saying 404. */
+struct mbox_probe {
+	struct action_run *run;
+	bool listed;
+	char *what;
+	char *server_text;
+};
+
+static void
+probe_untagged(struct imap_conn *conn ATTR_UNUSED, const struct imap_resp *resp, void *arg)
+{
+	struct mbox_probe *p = arg;
+
+	if (resp->name != NULL && strcmp(resp->name, "LIST") == 0)
+		p->listed = true;
+}
+
+static void
+probe_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply, void *arg)
+{
+	struct mbox_probe *p = arg;
+	struct action_run *run = p->run;
+
+	run->inflight--;
+	if (run->orphaned) {
+		if (run->inflight == 0)
+			action_run_free(&run);
+	} else if (reply->status == IMAP_STATUS_NONE) {
+		action_fail(run, action_status_from_imap(reply->err.kind), "%s: %s",
+		    p->what, reply->err.msg);
+	} else if (reply->status == IMAP_STATUS_OK && !p->listed) {
+		action_fail(run, ACTION_ERR_NOTFOUND, "%s: no such mailbox", p->what);
+	} else {
+		action_fail(run, ACTION_ERR_REFUSED, "%s: server said NO: %s", p->what,
+		    p->server_text);
+	}
+	free(p->what);
+	free(p->server_text);
+	free(p);
+}
+
+void
+action_fail_mailbox(struct action_run *run, const struct imap_reply *reply,
+    const char *mailbox, const char *what)
+{
+	struct mbox_probe *p;
+	struct imap_cmd *cmd;
+
+	if (reply->status != IMAP_STATUS_NO || reply->resp == NULL ||
+	    imap_resp_code_is(reply->resp, "NONEXISTENT") ||
+	    imap_resp_code_is(reply->resp, "TRYCREATE") ||
+	    imap_resp_code_is(reply->resp, "ALREADYEXISTS")) {
+		action_fail_reply(run, reply, what);
+		return;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->run = run;
+	p->what = xstrdup(what);
+	p->server_text = xstrdup(reply->resp->text);
+	cmd = imap_cmd_new(run->conn);
+	imap_cmd_add(cmd, "LIST \"\" ");
+	if (imap_cmd_mailbox(cmd, mailbox) < 0)
+		imap_cmd_add(cmd, "\"\"");
+	run->inflight++;
+	imap_cmd_send(cmd, probe_done, probe_untagged, p);
+}

@@ -1,0 +1,170 @@
+/*
+ * action: the one table of actions (after tmux's cmd_entry table) that both
+ * doors use: `imaphook ACTION --param value` and the daemon's
+ * `POST /v1/actions/ACTION`. An entry names its parameters (type, required)
+ * and runs as a small state machine on a leased IMAP connection: start()
+ * sends the first commands, step() is called as each one completes and
+ * untagged() receives the untagged responses, until the action calls
+ * action_finish() or action_fail().
+ *
+ * Parameters arrive as one JSON object (the CLI builds it from its options,
+ * the HTTP API receives it), are checked against the table by
+ * action_params_check(), and results leave as JSON (download writes raw
+ * bytes to a sink instead).
+ */
+#ifndef IMAPHOOK_ACTION_H
+#define IMAPHOOK_ACTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "imap_conn.h"
+
+/* How an action can fail; each maps to an exit code and an HTTP status. */
+enum action_status {
+	ACTION_OK,
+	ACTION_ERR_USAGE,       /* bad or missing parameter: 64 / 400 */
+	ACTION_ERR_INPUT,       /* input file missing, unreadable, not a message: 65 / 400 */
+	ACTION_ERR_NOTFOUND,    /* no such mailbox or message: 1 / 404 */
+	ACTION_ERR_EXISTS,      /* already exists: 1 / 409 */
+	ACTION_ERR_REFUSED,     /* the server said NO or BAD: 1 / 422 */
+	ACTION_ERR_UNREACHABLE, /* connect, TLS, lost connection, timeout: 69 / 502 */
+	ACTION_ERR_AUTH,        /* authentication failed: 77 / 502 */
+};
+
+struct action_error {
+	enum action_status status;
+	char msg[512];
+};
+
+int action_exit_code(enum action_status status);
+int action_http_status(enum action_status status);
+/* A short machine-readable code for JSON errors ("bad_parameter"...). */
+const char *action_error_code(enum action_status status);
+/* Maps a connection/pool error onto an action status. */
+enum action_status action_status_from_imap(enum imap_err kind);
+
+enum action_ptype {
+	APT_STRING,
+	APT_MAILBOX,            /* UTF-8 mailbox path */
+	APT_INT,                /* non-negative integer */
+	APT_BOOL,
+	APT_FLAGS,              /* list of flags / keywords */
+	APT_RANGE,              /* IMAP set: 1:5,9 or * */
+	APT_DATE,               /* YYYY-MM-DD */
+	APT_ENUM,               /* one of choices */
+	APT_PARTID,             /* 1, 1.2, 2.1.3 */
+	APT_MESSAGE,            /* raw RFC 822 text (HTTP) */
+	APT_FILE,               /* CLI: a path, or - for stdin */
+};
+
+#define AP_REQUIRED 0x1         /* must be given */
+#define AP_CLI_ONLY 0x2         /* not accepted over HTTP */
+#define AP_HTTP_ONLY 0x4        /* not offered as a CLI option */
+
+struct action_param {
+	const char *name;       /* JSON name, camelCase; the CLI uses kebab-case */
+	enum action_ptype type;
+	unsigned flags;
+	const char *const *choices;     /* APT_ENUM: NULL-terminated */
+	const char *help;
+};
+
+struct action_run;
+
+struct action_entry {
+	const char *name;
+	const char *summary;
+	const struct action_param *params;      /* terminated by { NULL } */
+	/* Cross-parameter checks beyond the table ("uid or index"): returns 0,
+	 * or -1 with err set. May be NULL. */
+	int (*check)(json_t *params, bool seq, struct action_error *err);
+	void (*start)(struct action_run *run);
+	void (*step)(struct action_run *run, const struct imap_reply *reply);
+	void (*untagged)(struct action_run *run, const struct imap_resp *resp);
+	size_t state_size;      /* bytes of run->state, zeroed */
+	void (*state_free)(struct action_run *run);
+	/* download writes bytes to the sink rather than returning JSON */
+	bool raw_output;
+};
+
+/* NULL-terminated table of every action. */
+extern const struct action_entry *const action_table[];
+const struct action_entry *action_find(const char *name);
+
+/* Where download's bytes go. */
+struct action_sink {
+	/* returns 0, or -1 (errno) to abort the action */
+	int (*write)(void *arg, const void *data, size_t len);
+	void *arg;
+};
+
+typedef void action_done_cb(struct action_run *run, void *arg);
+
+struct action_run {
+	const struct action_entry *entry;
+	json_t *params;         /* checked parameters (owned) */
+	bool seq;               /* ranges are sequence numbers */
+	struct imap_conn *conn; /* leased by the caller for the run */
+	void *state;            /* entry->state_size bytes */
+	int step;               /* free for the action's own state machine */
+	unsigned inflight;      /* commands sent and not yet completed */
+	struct action_sink sink;
+	const char *content_type;       /* raw output: what the bytes are */
+	json_t *result;         /* on success, JSON actions */
+	struct action_error err;
+	bool finished;
+	bool orphaned;          /* freed while commands were in flight */
+	action_done_cb *done;
+	void *done_arg;
+};
+
+/*
+ * Checks params (a JSON object) against entry: unknown keys, types,
+ * required ones, enum values, ranges and dates. http says which door the
+ * parameters came through. Returns 0, or -1 with err (ACTION_ERR_USAGE)
+ * naming the parameter.
+ */
+int action_params_check(const struct action_entry *entry, json_t *params, bool http,
+    bool seq, struct action_error *err);
+
+/* Creates a run; params is referenced. */
+struct action_run *action_run_new(const struct action_entry *entry, json_t *params, bool seq);
+/* Frees run (or, while its commands are in flight, once they complete). */
+void action_run_free(struct action_run **run);
+/* Starts run on a ready connection; done is called once, from the loop. */
+void action_run_start(struct action_run *run, struct imap_conn *conn,
+    action_done_cb *done, void *arg);
+
+/* For actions. */
+void action_send(struct action_run *run, struct imap_cmd *cmd);
+void action_send_text(struct action_run *run, const char *text);
+/* Adds the mailbox parameter's value as a command argument; fails the run
+ * (usage) and returns -1 if it is not a valid name. */
+int action_cmd_mailbox(struct action_run *run, struct imap_cmd *cmd, const char *utf8);
+void action_finish(struct action_run *run, json_t *result);
+void action_fail(struct action_run *run, enum action_status status, const char *fmt, ...)
+    ATTR_FORMAT(3, 4);
+/* Fails with the server's NO/BAD or the connection's error; what says what
+ * was being done ("SELECT Archive"). A NO with [NONEXISTENT] or [TRYCREATE]
+ * becomes NOTFOUND, [ALREADYEXISTS] becomes EXISTS. */
+void action_fail_reply(struct action_run *run, const struct imap_reply *reply, const char *what);
+/* Like action_fail_reply for a command on mailbox, but a plain NO is
+ * checked with LIST: 404 when the mailbox does not exist. */
+void action_fail_mailbox(struct action_run *run, const struct imap_reply *reply,
+    const char *mailbox, const char *what);
+/* Parameter access (after action_params_check). */
+const char *action_param_str(const struct action_run *run, const char *name);
+bool action_param_has(const struct action_run *run, const char *name);
+json_int_t action_param_int(const struct action_run *run, const char *name, json_int_t def);
+bool action_param_bool(const struct action_run *run, const char *name, bool def);
+
+/* Mailbox name from the server (modified UTF-7 or, leniently, UTF-8) as a
+ * malloc'd UTF-8 string. */
+char *action_mailbox_from_wire(const char *wire, size_t len);
+/* Appends the flags of an IMAP list argument to a JSON array. */
+json_t *action_flags_json(const struct imap_arg *list);
+
+#endif

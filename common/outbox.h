@@ -1,0 +1,123 @@
+/*
+ * outbox: the durable queue of webhook requests.
+ *
+ * Layout under state_dir:
+ *   outbox/<webhook>/<trigger>/<key>.json    an event waiting for delivery
+ *   dead/<webhook>/<trigger>/<key>.json      a dead letter, beside
+ *   dead/<webhook>/<trigger>/<key>.reason    one line: why it died
+ * where key = "%08x-%010u" of (epoch, uid), so that file names sort in
+ * delivery order (a mailbox.reset event uses uid 0 of the new epoch and so
+ * precedes that epoch's mail). A file holds exactly the JSON body to POST.
+ *
+ * One queue per (webhook, trigger). In memory a queue is a sorted array of
+ * 64-bit keys (epoch << 32 | uid); bodies stay on disk and are read when
+ * sent.
+ *
+ * Life of an event: outbox_put() writes "<key>.json.tmp" (complete, not yet
+ * durable, invisible to a restart: leftover .tmp files are removed by
+ * outbox_open). outbox_sync() makes the data durable, renames every .tmp to
+ * "<key>.json" and makes the names durable; after it returns 0 a power cut
+ * keeps every put. outbox_commit() then makes the synced events
+ * deliverable. A put, sync or commit of a key that is already queued
+ * replaces the file and keeps one entry (puts are idempotent).
+ *
+ * Durability strategy (measured, see outbox.c): a sync of up to
+ * OUTBOX_SYNCFS_MIN files fsyncs each file and each touched directory; a
+ * larger sync uses two syncfs(2) calls on the state directory's file system
+ * (data, then names), which costs the same for 1 or 100,000 files.
+ *
+ * Webhook and trigger names become directory names: they must be non-empty,
+ * at most 200 bytes, without '/', and not "." or "..".
+ */
+#ifndef IMAPHOOK_OUTBOX_H
+#define IMAPHOOK_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct outbox;
+struct outbox_queue;
+
+/* Batches larger than this are synced with syncfs(2) instead of fsync(2)s. */
+#define OUTBOX_SYNCFS_MIN 8
+/* Largest event file outbox_read() accepts. */
+#define OUTBOX_MAX_BODY (64u * 1024 * 1024)
+/* Length of a key name "00000003-0000000042" plus its NUL. */
+#define OUTBOX_KEY_NAME_LEN 20
+
+#define OUTBOX_KEY(epoch, uid) (((uint64_t)(uint32_t)(epoch) << 32) | (uint32_t)(uid))
+#define OUTBOX_KEY_EPOCH(key) ((uint32_t)((key) >> 32))
+#define OUTBOX_KEY_UID(key) ((uint32_t)(key))
+
+/*
+ * Opens (creating state_dir/outbox and state_dir/dead, mode 0750, when
+ * missing) the outbox of state_dir: removes leftover *.tmp files and loads
+ * every queued event, which is deliverable at once. Returns the outbox (free
+ * with outbox_free), or NULL with a malloc'd message in *error_r.
+ */
+struct outbox *outbox_open(const char *state_dir, char **error_r);
+/* Closes the outbox; files stay on disk. Uncommitted puts are forgotten. */
+void outbox_free(struct outbox **ob);
+
+/*
+ * Writes body as event (epoch, uid) of the queue (webhook, trigger):
+ * "<key>.json.tmp" in the queue directory (created when missing). Not
+ * durable nor deliverable until outbox_sync() and outbox_commit(). Returns
+ * 0, or -1 with a malloc'd message in *error_r (ENOSPC, a bad name...);
+ * on failure nothing of this put remains on disk.
+ */
+int outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
+    uint32_t epoch, uint32_t uid, const char *body, size_t len, char **error_r);
+/*
+ * Makes every put since the last successful sync durable and visible under
+ * its final name. Returns 0, or -1 with a malloc'd message in *error_r; on
+ * failure the puts stay pending and the next sync retries them (a later put
+ * of the same key rewrites it).
+ */
+int outbox_sync(struct outbox *ob, char **error_r);
+/* Makes every synced put deliverable, in key order within each queue. */
+void outbox_commit(struct outbox *ob);
+/* Deliverable events of (webhook, trigger); NULL for either sums over all. */
+size_t outbox_depth(const struct outbox *ob, const char *webhook, const char *trigger);
+
+/* Formats key as "%08x-%010u" into buf. */
+void outbox_key_name(uint64_t key, char buf[static OUTBOX_KEY_NAME_LEN]);
+
+/*
+ * Sender interface. Queues are created by outbox_open (existing events) and
+ * outbox_put (new pairs) and live as long as the outbox: indices and
+ * pointers stay valid, new queues are appended.
+ */
+size_t outbox_queue_count(const struct outbox *ob);
+struct outbox_queue *outbox_queue_get(const struct outbox *ob, size_t i);
+const char *outbox_queue_webhook(const struct outbox_queue *q);
+const char *outbox_queue_trigger(const struct outbox_queue *q);
+/* Deliverable events of this queue. */
+size_t outbox_queue_depth(const struct outbox_queue *q);
+/* The smallest deliverable key: true and *key_r, or false when empty. */
+bool outbox_queue_head(const struct outbox_queue *q, uint64_t *key_r);
+/*
+ * Reads the body of event key (at most OUTBOX_MAX_BODY bytes). Returns 0
+ * with a malloc'd NUL-terminated buffer in *body_r and its length in
+ * *len_r, or -1 with errno set (ENOENT: the file is gone; EFBIG: too large)
+ * and a malloc'd message in *error_r.
+ */
+int outbox_read(const struct outbox_queue *q, uint64_t key, char **body_r,
+    size_t *len_r, char **error_r);
+/*
+ * Delivered: unlinks the event's file and forgets the key. A file already
+ * gone is fine. Returns 0, or -1 with a message when unlink failed (the key
+ * is forgotten anyway, so a restart would deliver it again).
+ */
+int outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r);
+/*
+ * Moves the event to dead letters with reason (one line: control bytes and
+ * invalid UTF-8 are replaced) written beside it as <key>.reason, and forgets
+ * the key. Returns 0, or -1 with a malloc'd message in *error_r and the
+ * event still queued. *path_r (may be NULL) gets the dead letter's path.
+ */
+int outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
+    const char *reason, char **path_r, char **error_r);
+
+#endif

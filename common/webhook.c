@@ -1,0 +1,1047 @@
+/*
+ * webhook: see webhook.h
+ *
+ * libcurl/libevent glue as in curl's docs/examples/hiperfifo.c: curl tells
+ * us which sockets to watch (sock_cb) and when to call it back (timer_cb);
+ * libevent tells curl what happened (event_cb, timer_event_cb) through
+ * curl_multi_socket_action(), after which finished transfers are collected
+ * with curl_multi_info_read() (check_multi_info). All state hangs off
+ * struct webhook_sender; nothing exits.
+ */
+#include "webhook.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include "log.h"
+#include "util.h"
+
+#define EVENT_ID_MAX 256
+
+/* A webhook as configured (copied), with its counters. Never freed before
+ * the sender: queues point at it. */
+struct wh_target {
+	char *name;
+	char *url;
+	unsigned char *secret;
+	size_t secret_len;
+	char **headers;         /* extra headers, NULL-terminated */
+	unsigned timeout;       /* seconds */
+	bool configured;
+	bool warned;            /* "not configured" logged */
+	uint64_t delivered;
+	uint64_t retried;
+	uint64_t dead;
+};
+
+enum wq_state {
+	WQ_IDLE,                /* nothing in flight, no timer */
+	WQ_INFLIGHT,
+	WQ_WAITING,             /* back-off timer pending */
+	WQ_STOPPED,             /* once mode: failed, stays stopped */
+};
+
+struct attempt;
+
+/* Delivery state of one outbox queue. */
+struct wh_queue {
+	struct webhook_sender *ws;
+	struct outbox_queue *q;
+	struct wh_target *target;
+	enum wq_state state;
+	unsigned failures;      /* consecutive */
+	struct event *retry_ev;
+	struct attempt *attempt;
+};
+
+/* One request in flight. */
+struct attempt {
+	struct wh_queue *wq;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body;
+	size_t len;
+	uint64_t key;
+	char *id;
+	uint64_t started_ms;
+	char errbuf[CURL_ERROR_SIZE];
+	char resp[WEBHOOK_REASON_BODY + 1];
+	size_t resp_len;
+};
+
+/* A socket curl asked us to watch. */
+struct sock {
+	struct webhook_sender *ws;
+	curl_socket_t fd;
+	struct event *ev;
+	struct sock *prev;
+	struct sock *next;
+};
+
+struct webhook_sender {
+	struct event_base *base;
+	struct outbox *ob;
+	CURLM *multi;
+	struct event *timer_ev;         /* curl's timeout */
+	struct event *drain_ev;         /* deferred drain callback */
+	struct wh_target **targets;
+	size_t ntargets;
+	struct wh_queue **queues;       /* index i = outbox queue i */
+	size_t nqueues;
+	struct sock *socks;
+	unsigned backoff_max;           /* seconds */
+	size_t inflight;
+	bool once;
+	bool draining;
+	bool drain_pending;             /* drain_ev is active */
+	void (*drain_cb)(void *);
+	void *drain_arg;
+};
+
+static void queue_start(struct wh_queue *wq);
+static void check_drain(struct webhook_sender *ws);
+
+char *
+webhook_signature(const unsigned char *key, size_t keylen, const char *id,
+    const char *timestamp, const char *body, size_t len)
+{
+	static const unsigned char nokey[1];
+	unsigned char out[EVP_MAX_MD_SIZE];
+	char digest[] = "SHA256";
+	OSSL_PARAM params[2];
+	EVP_MAC_CTX *ctx = NULL;
+	EVP_MAC *mac;
+	size_t outlen = 0;
+	char *b64, *sig = NULL;
+	int ok;
+
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (mac == NULL)
+		return NULL;
+	ctx = EVP_MAC_CTX_new(mac);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	ok = ctx != NULL &&
+	    EVP_MAC_init(ctx, keylen > 0 ? key : nokey, keylen, params) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)id, strlen(id)) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)timestamp, strlen(timestamp)) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)body, len) &&
+	    EVP_MAC_final(ctx, out, &outlen, sizeof(out));
+	if (ok) {
+		b64 = base64_encode(out, outlen);
+		sig = xasprintf("v1,%s", b64);
+		free(b64);
+	}
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+	return sig;
+}
+
+/* --- targets (configured webhooks) --- */
+
+static struct wh_target *
+target_find(const struct webhook_sender *ws, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ws->ntargets; i++) {
+		if (strcmp(ws->targets[i]->name, name) == 0)
+			return ws->targets[i];
+	}
+	return NULL;
+}
+
+static struct wh_target *
+target_get(struct webhook_sender *ws, const char *name)
+{
+	struct wh_target *t = target_find(ws, name);
+
+	if (t != NULL)
+		return t;
+	t = xcalloc(1, sizeof(*t));
+	t->name = xstrdup(name);
+	ws->targets = xreallocarray(ws->targets, ws->ntargets + 1,
+	    sizeof(*ws->targets));
+	ws->targets[ws->ntargets++] = t;
+	return t;
+}
+
+static void
+target_clear_settings(struct wh_target *t)
+{
+	size_t i;
+
+	free(t->url);
+	t->url = NULL;
+	if (t->secret != NULL)
+		OPENSSL_cleanse(t->secret, t->secret_len);
+	free(t->secret);
+	t->secret = NULL;
+	t->secret_len = 0;
+	for (i = 0; t->headers != NULL && t->headers[i] != NULL; i++)
+		free(t->headers[i]);
+	free(t->headers);
+	t->headers = NULL;
+}
+
+static void
+target_free(struct wh_target *t)
+{
+	target_clear_settings(t);
+	free(t->name);
+	free(t);
+}
+
+/* Whether an extra header may be sent: one line, "Name: value", and not
+ * one of the headers this module owns. */
+static bool
+extra_header_ok(const char *webhook, const char *h)
+{
+	static const char *const owned[] = {
+		"content-type", "content-length", "expect", "webhook-id",
+		"webhook-timestamp", "webhook-signature",
+	};
+	const char *colon = strchr(h, ':');
+	size_t i, n;
+
+	if (colon == NULL || colon == h || strpbrk(h, "\r\n") != NULL) {
+		log_warn("webhook %s: ignoring malformed extra header", webhook);
+		return false;
+	}
+	n = (size_t)(colon - h);
+	for (i = 0; i < N_ELEMENTS(owned); i++) {
+		if (strlen(owned[i]) == n && strncasecmp(h, owned[i], n) == 0) {
+			log_warn("webhook %s: ignoring extra header %.*s: "
+			    "imaphook sets it", webhook, (int)n, h);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+target_configure(struct wh_target *t, const struct cfg_webhook *cw)
+{
+	size_t i, n = 0;
+
+	target_clear_settings(t);
+	t->url = xstrdup(cw->url);
+	if (cw->secret != NULL) {
+		t->secret = xmalloc(cw->secret_len);
+		memcpy(t->secret, cw->secret, cw->secret_len);
+		t->secret_len = cw->secret_len;
+	}
+	for (i = 0; cw->headers != NULL && cw->headers[i] != NULL; i++)
+		;
+	t->headers = xcalloc(i + 1, sizeof(*t->headers));
+	for (i = 0; cw->headers != NULL && cw->headers[i] != NULL; i++) {
+		if (extra_header_ok(cw->name, cw->headers[i]))
+			t->headers[n++] = xstrdup(cw->headers[i]);
+	}
+	t->timeout = cw->timeout > 0 ? cw->timeout : WEBHOOK_TIMEOUT_DEFAULT;
+	t->configured = true;
+	t->warned = false;
+}
+
+/* --- queues --- */
+
+/* Creates the wh_queue of every outbox queue that appeared since. */
+static void
+sync_queues(struct webhook_sender *ws)
+{
+	size_t n = outbox_queue_count(ws->ob);
+
+	if (n == ws->nqueues)
+		return;
+	ws->queues = xreallocarray(ws->queues, n, sizeof(*ws->queues));
+	for (; ws->nqueues < n; ws->nqueues++) {
+		struct wh_queue *wq = xcalloc(1, sizeof(*wq));
+
+		wq->ws = ws;
+		wq->q = outbox_queue_get(ws->ob, ws->nqueues);
+		wq->target = target_get(ws, outbox_queue_webhook(wq->q));
+		wq->state = WQ_IDLE;
+		ws->queues[ws->nqueues] = wq;
+	}
+}
+
+/* Idle, configured, with something to send. */
+static bool
+queue_ready(const struct wh_queue *wq)
+{
+	return wq->state == WQ_IDLE && wq->target->configured &&
+	    outbox_queue_depth(wq->q) > 0;
+}
+
+static bool
+queue_may_start(const struct wh_queue *wq)
+{
+	const struct webhook_sender *ws = wq->ws;
+
+	return queue_ready(wq) && (ws->once || !ws->draining);
+}
+
+static void
+retry_event_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	struct wh_queue *wq = arg;
+
+	if (wq->state != WQ_WAITING)
+		return;
+	wq->state = WQ_IDLE;
+	if (queue_may_start(wq))
+		queue_start(wq);
+	check_drain(wq->ws);
+}
+
+/* Milliseconds to wait after the n-th consecutive failure, see webhook.h. */
+static uint64_t
+backoff_ms(unsigned n, unsigned cap_s)
+{
+	uint64_t cap = (uint64_t)(cap_s > 0 ? cap_s : 1) * 1000, step, d;
+
+	step = n >= 20 ? cap : (uint64_t)1000 << (n > 0 ? n - 1 : 0);
+	if (step > cap)
+		step = cap;
+	if (step < cap) {
+		d = step + arc4random_uniform((uint32_t)(step / 4) + 1);
+		if (d > cap)
+			d = cap;
+	} else {
+		d = cap - arc4random_uniform((uint32_t)(cap / 4) + 1);
+	}
+	return d < 1000 ? 1000 : d;
+}
+
+/*
+ * A failed attempt (or an event that could not be started) whose event
+ * stays queued: schedules the retry, or stops the queue in once mode.
+ */
+static void
+queue_failed(struct wh_queue *wq, const char *what, const char *why,
+    long retry_after)
+{
+	struct webhook_sender *ws = wq->ws;
+	uint64_t delay, cap = (uint64_t)ws->backoff_max * 1000;
+	struct timeval tv;
+
+	wq->target->retried++;
+	wq->failures++;
+	if (ws->once) {
+		wq->state = WQ_STOPPED;
+		log_warn("webhook %s: %s: %s; left queued (once mode)",
+		    wq->target->name, what, why);
+		return;
+	}
+	if (ws->draining || !wq->target->configured) {
+		wq->state = WQ_IDLE;
+		log_warn("webhook %s: %s: %s; left queued", wq->target->name,
+		    what, why);
+		return;
+	}
+	if (retry_after > 0) {
+		delay = (uint64_t)retry_after * 1000;
+		if (delay > cap)
+			delay = cap;
+		if (delay < 1000)
+			delay = 1000;
+	} else {
+		delay = backoff_ms(wq->failures, ws->backoff_max);
+	}
+	if (wq->retry_ev == NULL)
+		wq->retry_ev = evtimer_new(ws->base, retry_event_cb, wq);
+	tv.tv_sec = (time_t)(delay / 1000);
+	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+	if (wq->retry_ev == NULL || evtimer_add(wq->retry_ev, &tv) < 0) {
+		/* Nothing sensible is left: the next kick retries. */
+		wq->state = WQ_IDLE;
+		log_error("webhook %s: %s: %s; cannot schedule the retry",
+		    wq->target->name, what, why);
+		return;
+	}
+	wq->state = WQ_WAITING;
+	log_warn("webhook %s: %s: %s, retry in %llu s", wq->target->name, what,
+	    why, (unsigned long long)((delay + 500) / 1000));
+}
+
+/*
+ * Moves the event to dead letters, reason going into its .reason file.
+ * Logs one error line: what, summary (or reason) and where it went.
+ * Returns 0, or -1 (logged, and the queue set to retry) when that failed.
+ */
+static int
+queue_bury(struct wh_queue *wq, uint64_t key, const char *what,
+    const char *reason, const char *summary)
+{
+	char *path = NULL, *error = NULL, *line;
+	char ts[21];
+
+	format_iso8601(time(NULL), ts);
+	line = xasprintf("%s %s", ts, reason);
+	if (outbox_bury(wq->ws->ob, wq->q, key, line, &path, &error) < 0) {
+		free(line);
+		log_error("webhook %s: trigger %s: %s: %s", wq->target->name,
+		    outbox_queue_trigger(wq->q), what, error);
+		queue_failed(wq, what, "cannot move it to dead letters", 0);
+		free(error);
+		return -1;
+	}
+	free(line);
+	wq->target->dead++;
+	wq->failures = 0;
+	log_error("webhook %s: trigger %s: %s: %s; moved to dead letters: %s",
+	    wq->target->name, outbox_queue_trigger(wq->q), what,
+	    summary != NULL ? summary : reason, path);
+	free(path);
+	return 0;
+}
+
+/* --- attempts --- */
+
+static size_t
+write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct attempt *a = arg;
+	size_t n = size * nmemb, room = WEBHOOK_REASON_BODY - a->resp_len;
+
+	if (room > 0) {
+		if (room > n)
+			room = n;
+		memcpy(a->resp + a->resp_len, data, room);
+		a->resp_len += room;
+		a->resp[a->resp_len] = '\0';
+	}
+	return n;
+}
+
+static void
+attempt_free(struct attempt *a)
+{
+	if (a->easy != NULL)
+		curl_easy_cleanup(a->easy);
+	curl_slist_free_all(a->headers);
+	free(a->body);
+	free(a->id);
+	free(a);
+}
+
+/* The event's "id", validated for use in a header, or NULL and *why_r. */
+static char *
+event_id(const char *body, size_t len, char **why_r)
+{
+	json_error_t jerr;
+	json_t *root, *v;
+	const char *s;
+	char *id = NULL;
+	size_t i, n;
+
+	root = json_loadb(body, len, 0, &jerr);
+	if (root == NULL) {
+		*why_r = xasprintf("not JSON (line %d: %s)", jerr.line, jerr.text);
+		return NULL;
+	}
+	v = json_object_get(root, "id");
+	if (!json_is_string(v)) {
+		*why_r = xstrdup("no \"id\" string");
+		goto out;
+	}
+	s = json_string_value(v);
+	n = json_string_length(v);
+	if (n == 0 || n > EVENT_ID_MAX) {
+		*why_r = xstrdup("\"id\" is empty or too long");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) {
+			*why_r = xstrdup("\"id\" is not printable ASCII");
+			goto out;
+		}
+	}
+	id = xstrdup(s);
+out:
+	json_decref(root);
+	return id;
+}
+
+static int ATTR_FORMAT(2, 3)
+add_header(struct curl_slist **list, const char *fmt, ...)
+{
+	struct curl_slist *l;
+	va_list ap;
+	char *h;
+
+	va_start(ap, fmt);
+	h = xvasprintf(fmt, ap);
+	va_end(ap);
+	l = curl_slist_append(*list, h);
+	free(h);
+	if (l == NULL)
+		return -1;
+	*list = l;
+	return 0;
+}
+
+static int
+attempt_headers(struct attempt *a)
+{
+	const struct wh_target *t = a->wq->target;
+	char ts[32], *sig = NULL;
+	size_t i;
+	int ret = -1;
+
+	snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
+	if (t->secret != NULL) {
+		sig = webhook_signature(t->secret, t->secret_len, a->id, ts,
+		    a->body, a->len);
+		if (sig == NULL)
+			return -1;
+	}
+	if (add_header(&a->headers, "Content-Type: application/json") < 0 ||
+	    add_header(&a->headers, "Expect:") < 0 ||
+	    add_header(&a->headers, "webhook-id: %s", a->id) < 0 ||
+	    add_header(&a->headers, "webhook-timestamp: %s", ts) < 0 ||
+	    (sig != NULL && add_header(&a->headers, "webhook-signature: %s", sig) < 0))
+		goto out;
+	for (i = 0; t->headers[i] != NULL; i++) {
+		if (add_header(&a->headers, "%s", t->headers[i]) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	free(sig);
+	return ret;
+}
+
+/* Starts the request; takes body and id. Returns 0, or -1 (a freed). */
+static int
+attempt_start(struct wh_queue *wq, uint64_t key, char *body, size_t len,
+    char *id)
+{
+	struct webhook_sender *ws = wq->ws;
+	const struct wh_target *t = wq->target;
+	struct attempt *a;
+	CURL *e;
+
+	a = xcalloc(1, sizeof(*a));
+	a->wq = wq;
+	a->key = key;
+	a->body = body;
+	a->len = len;
+	a->id = id;
+	a->started_ms = monotonic_ms();
+	if (attempt_headers(a) < 0 || (a->easy = curl_easy_init()) == NULL)
+		goto fail;
+	e = a->easy;
+	if (curl_easy_setopt(e, CURLOPT_URL, t->url) != CURLE_OK ||
+#if LIBCURL_VERSION_NUM >= 0x075500
+	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+#else
+	    curl_easy_setopt(e, CURLOPT_PROTOCOLS,
+	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK ||
+#endif
+	    curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->body) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->headers) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_USERAGENT, "imaphook/" IMAPHOOK_VERSION) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout * 1000L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEDATA, a) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PRIVATE, a) != CURLE_OK)
+		goto fail;
+	if (curl_multi_add_handle(ws->multi, e) != CURLM_OK)
+		goto fail;
+	wq->attempt = a;
+	wq->state = WQ_INFLIGHT;
+	ws->inflight++;
+	return 0;
+fail:
+	attempt_free(a);
+	return -1;
+}
+
+static bool
+errno_transient(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOMEM || e == EINTR ||
+	    e == EAGAIN || e == EIO || e == ENOBUFS;
+}
+
+/*
+ * Starts the queue's head event. Unusable event files go to dead letters on
+ * the way; stops at the first request started or at a failure.
+ */
+static void
+queue_start(struct wh_queue *wq)
+{
+	char name[OUTBOX_KEY_NAME_LEN], what[OUTBOX_KEY_NAME_LEN + 16];
+	char *body, *error = NULL, *id, *why = NULL;
+	uint64_t key;
+	size_t len;
+	int e;
+
+	while (outbox_queue_head(wq->q, &key)) {
+		outbox_key_name(key, name);
+		snprintf(what, sizeof(what), "event file %s", name);
+		if (outbox_read(wq->q, key, &body, &len, &error) < 0) {
+			e = errno;
+			if (e == ENOENT) {
+				log_warn("webhook %s: %s; skipped", wq->target->name,
+				    error);
+				free(error);
+				(void)outbox_remove(wq->q, key, &error);
+				free(error);
+				error = NULL;
+				continue;
+			}
+			if (errno_transient(e)) {
+				queue_failed(wq, what, error, 0);
+				free(error);
+				return;
+			}
+			why = xasprintf("unreadable: %s", strerror(e));
+			free(error);
+			error = NULL;
+		} else if ((id = event_id(body, len, &why)) == NULL) {
+			free(body);
+		} else {
+			if (attempt_start(wq, key, body, len, id) < 0)
+				queue_failed(wq, what, "cannot start a request", 0);
+			return;
+		}
+		e = queue_bury(wq, key, what, why, NULL);
+		free(why);
+		why = NULL;
+		if (e < 0)
+			return;
+	}
+}
+
+static void
+attempt_done(struct webhook_sender *ws, struct attempt *a, CURLcode res)
+{
+	struct wh_queue *wq = a->wq;
+	struct wh_target *t = wq->target;
+	curl_off_t retry_after = 0;
+	long status = 0;
+	char *what, *why, *text, *error = NULL;
+
+	curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(a->easy, CURLINFO_RETRY_AFTER, &retry_after);
+	curl_multi_remove_handle(ws->multi, a->easy);
+	wq->attempt = NULL;
+	wq->state = WQ_IDLE;
+	ws->inflight--;
+	what = xasprintf("event %s", a->id);
+	if (res != CURLE_OK) {
+		queue_failed(wq, what, a->errbuf[0] != '\0' ? a->errbuf :
+		    curl_easy_strerror(res), 0);
+	} else if (status >= 200 && status <= 299) {
+		t->delivered++;
+		wq->failures = 0;
+		log_debug("webhook %s: %s: delivered (HTTP %ld, %llu ms)",
+		    t->name, what, status,
+		    (unsigned long long)(monotonic_ms() - a->started_ms));
+		if (outbox_remove(wq->q, a->key, &error) < 0) {
+			log_error("webhook %s: %s: %s", t->name, what, error);
+			free(error);
+		}
+	} else if (status == 408 || status == 429 ||
+	    (status >= 500 && status <= 599) || status == 0) {
+		why = xasprintf("HTTP %ld", status);
+		queue_failed(wq, what, why,
+		    retry_after > 0 && retry_after < 1000000 ? (long)retry_after : 0);
+		free(why);
+	} else {
+		/* The response's first bytes go to the .reason file (outbox_bury
+		 * sanitises them), not to the log. */
+		why = xasprintf("HTTP %ld", status);
+		text = xasprintf("HTTP %ld %s", status, a->resp);
+		(void)queue_bury(wq, a->key, what, text, why);
+		free(text);
+		free(why);
+	}
+	free(what);
+	attempt_free(a);
+	if (queue_may_start(wq))
+		queue_start(wq);
+}
+
+/* --- libcurl <-> libevent --- */
+
+static void
+check_multi_info(struct webhook_sender *ws)
+{
+	CURLMsg *msg;
+	CURLcode res;
+	char *priv;
+	int left;
+
+	while ((msg = curl_multi_info_read(ws->multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		res = msg->data.result;
+		priv = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		if (priv != NULL)
+			attempt_done(ws, (struct attempt *)(void *)priv, res);
+	}
+	check_drain(ws);
+}
+
+static void
+event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct webhook_sender *ws = arg;
+	int action = 0, running = 0;
+	CURLMcode mc;
+
+	if (what & EV_READ)
+		action |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		action |= CURL_CSELECT_OUT;
+	mc = curl_multi_socket_action(ws->multi, fd, action, &running);
+	if (mc != CURLM_OK)
+		log_error("webhook: curl_multi_socket_action: %s",
+		    curl_multi_strerror(mc));
+	check_multi_info(ws);
+}
+
+static void
+timer_event_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	struct webhook_sender *ws = arg;
+	int running = 0;
+	CURLMcode mc;
+
+	mc = curl_multi_socket_action(ws->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	if (mc != CURLM_OK)
+		log_error("webhook: curl_multi_socket_action: %s",
+		    curl_multi_strerror(mc));
+	check_multi_info(ws);
+}
+
+/* CURLMOPT_TIMERFUNCTION: only arms our timer, never calls curl back. */
+static int
+timer_cb(CURLM *multi ATTR_UNUSED, long timeout_ms, void *arg)
+{
+	struct webhook_sender *ws = arg;
+	struct timeval tv;
+
+	if (timeout_ms < 0) {
+		evtimer_del(ws->timer_ev);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	return evtimer_add(ws->timer_ev, &tv) < 0 ? -1 : 0;
+}
+
+static void
+sock_free(struct webhook_sender *ws, struct sock *so)
+{
+	if (so->ev != NULL)
+		event_free(so->ev);
+	if (so->prev != NULL)
+		so->prev->next = so->next;
+	else
+		ws->socks = so->next;
+	if (so->next != NULL)
+		so->next->prev = so->prev;
+	free(so);
+}
+
+/* CURLMOPT_SOCKETFUNCTION */
+static int
+sock_cb(CURL *easy ATTR_UNUSED, curl_socket_t s, int what, void *arg, void *sockp)
+{
+	struct webhook_sender *ws = arg;
+	struct sock *so = sockp;
+	short kind;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (so != NULL)
+			sock_free(ws, so);
+		return 0;
+	}
+	kind = EV_PERSIST;
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (so == NULL) {
+		so = xcalloc(1, sizeof(*so));
+		so->ws = ws;
+		so->fd = s;
+		so->next = ws->socks;
+		if (ws->socks != NULL)
+			ws->socks->prev = so;
+		ws->socks = so;
+		curl_multi_assign(ws->multi, s, so);
+	}
+	if (so->ev == NULL) {
+		so->ev = event_new(ws->base, s, kind, event_cb, ws);
+		if (so->ev == NULL)
+			return -1;
+	} else {
+		event_del(so->ev);
+		event_assign(so->ev, ws->base, s, kind, event_cb, ws);
+	}
+	return event_add(so->ev, NULL) < 0 ? -1 : 0;
+}
+
+/* --- drain --- */
+
+static bool
+drained(const struct webhook_sender *ws)
+{
+	size_t i;
+
+	if (ws->inflight > 0)
+		return false;
+	if (!ws->once)
+		return true;
+	for (i = 0; i < ws->nqueues; i++) {
+		if (queue_ready(ws->queues[i]) || ws->queues[i]->state == WQ_WAITING)
+			return false;
+	}
+	return true;
+}
+
+static void
+drain_event_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	struct webhook_sender *ws = arg;
+	void (*cb)(void *);
+
+	ws->drain_pending = false;
+	if (ws->drain_cb == NULL || !drained(ws))
+		return;
+	cb = ws->drain_cb;
+	ws->drain_cb = NULL;
+	/* Last use of ws: cb may free it. */
+	cb(ws->drain_arg);
+}
+
+static void
+check_drain(struct webhook_sender *ws)
+{
+	if (ws->drain_cb == NULL || ws->drain_pending || !drained(ws))
+		return;
+	ws->drain_pending = true;
+	event_active(ws->drain_ev, EV_TIMEOUT, 0);
+}
+
+void
+webhook_sender_drain(struct webhook_sender *ws, void (*cb)(void *arg), void *arg)
+{
+	size_t i;
+
+	ws->drain_cb = cb;
+	ws->drain_arg = arg;
+	ws->draining = true;
+	if (!ws->once) {
+		for (i = 0; i < ws->nqueues; i++) {
+			struct wh_queue *wq = ws->queues[i];
+
+			if (wq->state == WQ_WAITING) {
+				evtimer_del(wq->retry_ev);
+				wq->state = WQ_IDLE;
+			}
+		}
+		check_drain(ws);
+	} else {
+		webhook_sender_kick(ws);
+	}
+}
+
+/* --- public --- */
+
+void
+webhook_sender_kick(struct webhook_sender *ws)
+{
+	size_t i;
+
+	sync_queues(ws);
+	for (i = 0; i < ws->nqueues; i++) {
+		struct wh_queue *wq = ws->queues[i];
+
+		if (!wq->target->configured) {
+			if (!wq->target->warned && outbox_queue_depth(wq->q) > 0) {
+				log_warn("webhook %s: not in the configuration; "
+				    "its queued events stay in the outbox",
+				    wq->target->name);
+				wq->target->warned = true;
+			}
+			continue;
+		}
+		if (queue_may_start(wq))
+			queue_start(wq);
+	}
+	check_drain(ws);
+}
+
+void
+webhook_sender_set_config(struct webhook_sender *ws, const struct config *config)
+{
+	size_t i;
+
+	ws->backoff_max = config->webhook_backoff_max > 0 ?
+	    config->webhook_backoff_max : WEBHOOK_BACKOFF_MAX_DEFAULT;
+	for (i = 0; i < ws->ntargets; i++)
+		ws->targets[i]->configured = false;
+	for (i = 0; i < config->nwebhooks; i++)
+		target_configure(target_get(ws, config->webhooks[i].name),
+		    &config->webhooks[i]);
+	for (i = 0; i < ws->ntargets; i++) {
+		if (!ws->targets[i]->configured)
+			target_clear_settings(ws->targets[i]);
+	}
+	for (i = 0; i < ws->nqueues; i++) {
+		struct wh_queue *wq = ws->queues[i];
+
+		if (!wq->target->configured && wq->state == WQ_WAITING) {
+			evtimer_del(wq->retry_ev);
+			wq->state = WQ_IDLE;
+		}
+	}
+	webhook_sender_kick(ws);
+}
+
+void
+webhook_sender_set_once(struct webhook_sender *ws, bool once)
+{
+	size_t i;
+
+	ws->once = once;
+	for (i = 0; i < ws->nqueues; i++) {
+		struct wh_queue *wq = ws->queues[i];
+
+		if (once && wq->state == WQ_WAITING) {
+			evtimer_del(wq->retry_ev);
+			wq->state = WQ_STOPPED;
+		} else if (!once && wq->state == WQ_STOPPED) {
+			wq->state = WQ_IDLE;
+		}
+	}
+	if (!once)
+		webhook_sender_kick(ws);
+	else
+		check_drain(ws);
+}
+
+bool
+webhook_sender_stats(const struct webhook_sender *ws, const char *webhook,
+    struct webhook_stats *st_r)
+{
+	const struct wh_target *t = target_find(ws, webhook);
+	size_t i;
+
+	memset(st_r, 0, sizeof(*st_r));
+	st_r->outbox_depth = outbox_depth(ws->ob, webhook, NULL);
+	if (t == NULL)
+		return st_r->outbox_depth > 0;
+	st_r->delivered = t->delivered;
+	st_r->retried = t->retried;
+	st_r->dead = t->dead;
+	st_r->configured = t->configured;
+	for (i = 0; i < ws->nqueues; i++) {
+		if (ws->queues[i]->target == t &&
+		    ws->queues[i]->state == WQ_INFLIGHT)
+			st_r->in_flight++;
+	}
+	return true;
+}
+
+size_t
+webhook_sender_webhook_count(const struct webhook_sender *ws)
+{
+	return ws->ntargets;
+}
+
+const char *
+webhook_sender_webhook_name(const struct webhook_sender *ws, size_t i)
+{
+	return i < ws->ntargets ? ws->targets[i]->name : NULL;
+}
+
+struct webhook_sender *
+webhook_sender_new(struct event_base *base, struct outbox *ob,
+    const struct config *config)
+{
+	struct webhook_sender *ws;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("webhook: cannot initialise libcurl");
+		return NULL;
+	}
+	ws = xcalloc(1, sizeof(*ws));
+	ws->base = base;
+	ws->ob = ob;
+	ws->multi = curl_multi_init();
+	ws->timer_ev = evtimer_new(base, timer_event_cb, ws);
+	ws->drain_ev = event_new(base, -1, 0, drain_event_cb, ws);
+	if (ws->multi == NULL || ws->timer_ev == NULL || ws->drain_ev == NULL) {
+		log_error("webhook: cannot initialise libcurl or libevent");
+		webhook_sender_free(&ws);
+		return NULL;
+	}
+	curl_multi_setopt(ws->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(ws->multi, CURLMOPT_SOCKETDATA, ws);
+	curl_multi_setopt(ws->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(ws->multi, CURLMOPT_TIMERDATA, ws);
+	webhook_sender_set_config(ws, config);
+	return ws;
+}
+
+void
+webhook_sender_free(struct webhook_sender **wsp)
+{
+	struct webhook_sender *ws = *wsp;
+	size_t i;
+
+	if (ws == NULL)
+		return;
+	for (i = 0; i < ws->nqueues; i++) {
+		struct wh_queue *wq = ws->queues[i];
+
+		if (wq->attempt != NULL) {
+			curl_multi_remove_handle(ws->multi, wq->attempt->easy);
+			attempt_free(wq->attempt);
+		}
+		if (wq->retry_ev != NULL)
+			event_free(wq->retry_ev);
+		free(wq);
+	}
+	free(ws->queues);
+	if (ws->multi != NULL)
+		curl_multi_cleanup(ws->multi);
+	while (ws->socks != NULL)
+		sock_free(ws, ws->socks);
+	if (ws->timer_ev != NULL)
+		event_free(ws->timer_ev);
+	if (ws->drain_ev != NULL)
+		event_free(ws->drain_ev);
+	for (i = 0; i < ws->ntargets; i++)
+		target_free(ws->targets[i]);
+	free(ws->targets);
+	free(ws);
+	curl_global_cleanup();
+	*wsp = NULL;
+}

@@ -1,0 +1,498 @@
+/* Unit tests for outbox: the durable queue of webhook requests. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "outbox.h"
+#include "util.h"
+
+static char tmpdir[] = "/tmp/test_outbox.XXXXXX";
+
+static void
+setup(void)
+{
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	log_set_level(LOG_LEVEL_ERROR);
+}
+
+static void
+teardown(void)
+{
+	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+
+	ck_assert_int_eq(system(cmd), 0);
+	free(cmd);
+	memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+}
+
+/* Whether tmpdir/rel exists. */
+static bool
+exists(const char *rel)
+{
+	char *path = xasprintf("%s/%s", tmpdir, rel);
+	struct stat sb;
+	bool ret = stat(path, &sb) == 0;
+
+	free(path);
+	return ret;
+}
+
+/* Files in state_dir/sub/<webhook>/<trigger> (excluding . and ..). */
+static int
+count_files(const char *sub, const char *webhook, const char *trigger)
+{
+	char *path = xasprintf("%s/%s/%s/%s", tmpdir, sub, webhook, trigger);
+	struct dirent *de;
+	DIR *d = opendir(path);
+	int n = 0;
+
+	free(path);
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+put(struct outbox *ob, const char *webhook, const char *trigger,
+    uint32_t epoch, uint32_t uid)
+{
+	char *error = NULL;
+	char *body = xasprintf("{\"id\":\"%s:%u:%u\",\"webhook\":\"%s\"}",
+	    trigger, epoch, uid, webhook);
+
+	ck_assert_msg(outbox_put(ob, webhook, trigger, epoch, uid, body,
+	    strlen(body), &error) == 0, "put: %s", error);
+	free(body);
+}
+
+static void
+sync_commit(struct outbox *ob)
+{
+	char *error = NULL;
+
+	ck_assert_msg(outbox_sync(ob, &error) == 0, "sync: %s", error);
+	outbox_commit(ob);
+}
+
+static struct outbox_queue *
+find_queue(struct outbox *ob, const char *webhook, const char *trigger)
+{
+	size_t i;
+
+	for (i = 0; i < outbox_queue_count(ob); i++) {
+		struct outbox_queue *q = outbox_queue_get(ob, i);
+
+		if (strcmp(outbox_queue_webhook(q), webhook) == 0 &&
+		    strcmp(outbox_queue_trigger(q), trigger) == 0)
+			return q;
+	}
+	return NULL;
+}
+
+/* Pops the head (remove), checking it is (epoch, uid). */
+static void
+pop_expect(struct outbox_queue *q, uint32_t epoch, uint32_t uid)
+{
+	char *error = NULL;
+	uint64_t key;
+
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_uint_eq(OUTBOX_KEY_EPOCH(key), epoch);
+	ck_assert_uint_eq(OUTBOX_KEY_UID(key), uid);
+	ck_assert_int_eq(outbox_remove(q, key, &error), 0);
+}
+
+START_TEST(test_key_name)
+{
+	char buf[OUTBOX_KEY_NAME_LEN];
+
+	outbox_key_name(OUTBOX_KEY(3, 42), buf);
+	ck_assert_str_eq(buf, "00000003-0000000042");
+	outbox_key_name(OUTBOX_KEY(0xdeadbeef, UINT32_MAX), buf);
+	ck_assert_str_eq(buf, "deadbeef-4294967295");
+	ck_assert(OUTBOX_KEY(2, 0) > OUTBOX_KEY(1, UINT32_MAX));
+}
+END_TEST
+
+START_TEST(test_put_sync_commit)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL, *body;
+	size_t len;
+	uint64_t key;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_msg(ob != NULL, "%s", error);
+	ck_assert(exists("outbox"));
+	ck_assert(exists("dead"));
+	put(ob, "crm", "inbox", 1, 5);
+	put(ob, "crm", "inbox", 1, 6);
+	put(ob, "log", "inbox", 1, 5);
+	/* Written but neither final nor deliverable. */
+	ck_assert(exists("outbox/crm/inbox/00000001-0000000005.json.tmp"));
+	ck_assert(!exists("outbox/crm/inbox/00000001-0000000005.json"));
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
+	/* Commit without sync changes nothing. */
+	outbox_commit(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
+	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+	ck_assert(exists("outbox/crm/inbox/00000001-0000000005.json"));
+	ck_assert(!exists("outbox/crm/inbox/00000001-0000000005.json.tmp"));
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
+	outbox_commit(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 3);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", NULL), 2);
+	ck_assert_uint_eq(outbox_depth(ob, "log", NULL), 1);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, "inbox"), 3);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "inbox"), 2);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "other"), 0);
+	ck_assert_uint_eq(outbox_depth(ob, "nope", NULL), 0);
+	/* An empty sync is fine. */
+	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+
+	q = find_queue(ob, "crm", "inbox");
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_eq(outbox_queue_depth(q), 2);
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_int_eq(outbox_read(q, key, &body, &len, &error), 0);
+	ck_assert_str_eq(body, "{\"id\":\"inbox:1:5\",\"webhook\":\"crm\"}");
+	ck_assert_uint_eq(len, strlen(body));
+	free(body);
+	ck_assert_int_eq(outbox_remove(q, key, &error), 0);
+	ck_assert(!exists("outbox/crm/inbox/00000001-0000000005.json"));
+	ck_assert_uint_eq(outbox_depth(ob, "crm", NULL), 1);
+	/* Removing a key twice is harmless. */
+	ck_assert_int_eq(outbox_remove(q, key, &error), 0);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", NULL), 1);
+	/* Reading a vanished file says ENOENT. */
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_int_eq(OUTBOX_KEY_UID(key), 6);
+	ck_assert(exists("outbox/crm/inbox/00000001-0000000006.json"));
+	{
+		char *path = xasprintf("%s/outbox/crm/inbox/00000001-0000000006.json", tmpdir);
+
+		ck_assert_int_eq(unlink(path), 0);
+		free(path);
+	}
+	ck_assert_int_eq(outbox_read(q, key, &body, &len, &error), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_ptr_nonnull(error);
+	free(error);
+	outbox_free(&ob);
+	ck_assert_ptr_null(ob);
+}
+END_TEST
+
+START_TEST(test_order_across_epochs)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	/* Two batches, committed out of order and across an epoch change:
+	 * uid 0 of epoch 2 is the mailbox.reset event. */
+	put(ob, "crm", "t", 2, 3);
+	put(ob, "crm", "t", 1, 10);
+	put(ob, "crm", "t", 2, 0);
+	sync_commit(ob);
+	put(ob, "crm", "t", 1, 5);
+	put(ob, "crm", "t", 1, 4000000000u);
+	put(ob, "crm", "t", 3, 1);
+	sync_commit(ob);
+	q = find_queue(ob, "crm", "t");
+	ck_assert_uint_eq(outbox_queue_depth(q), 6);
+	pop_expect(q, 1, 5);
+	pop_expect(q, 1, 10);
+	pop_expect(q, 1, 4000000000u);
+	/* Insertions before the head after it moved. */
+	put(ob, "crm", "t", 1, 1);
+	sync_commit(ob);
+	pop_expect(q, 1, 1);
+	pop_expect(q, 2, 0);
+	pop_expect(q, 2, 3);
+	pop_expect(q, 3, 1);
+	ck_assert_uint_eq(outbox_queue_depth(q), 0);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
+	outbox_free(&ob);
+}
+END_TEST
+
+START_TEST(test_idempotent_put)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL, *body;
+	size_t len;
+	uint64_t key;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_int_eq(outbox_put(ob, "crm", "t", 0, 7, "first", 5, &error), 0);
+	ck_assert_int_eq(outbox_put(ob, "crm", "t", 0, 7, "second!", 7, &error), 0);
+	sync_commit(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
+	q = find_queue(ob, "crm", "t");
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_int_eq(outbox_read(q, key, &body, &len, &error), 0);
+	ck_assert_str_eq(body, "second!");
+	free(body);
+	/* Re-put of a committed key (a poll after a crash) replaces it. */
+	ck_assert_int_eq(outbox_put(ob, "crm", "t", 0, 7, "third", 5, &error), 0);
+	sync_commit(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
+	ck_assert_int_eq(outbox_read(q, key, &body, &len, &error), 0);
+	ck_assert_str_eq(body, "third");
+	free(body);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 1);
+	outbox_free(&ob);
+}
+END_TEST
+
+START_TEST(test_big_batch_syncfs)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL;
+	uint32_t uid;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	for (uid = 200; uid > 0; uid--)
+		put(ob, "crm", "big", 1, uid);
+	sync_commit(ob);
+	ck_assert_int_eq(count_files("outbox", "crm", "big"), 200);
+	q = find_queue(ob, "crm", "big");
+	ck_assert_uint_eq(outbox_queue_depth(q), 200);
+	for (uid = 1; uid <= 200; uid++)
+		pop_expect(q, 1, uid);
+	outbox_free(&ob);
+}
+END_TEST
+
+START_TEST(test_reopen_after_crash)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL, *path;
+	FILE *f;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	put(ob, "crm", "t", 1, 9);
+	put(ob, "crm", "t", 1, 3);
+	put(ob, "ops", "u", 4, 1);
+	sync_commit(ob);
+	/* Synced but not committed: durable, so deliverable after restart. */
+	put(ob, "crm", "t", 1, 12);
+	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+	/* Put, never synced: lost with the crash. */
+	put(ob, "crm", "t", 1, 20);
+	ck_assert(exists("outbox/crm/t/00000001-0000000020.json.tmp"));
+	/* Debris: a stray tmp and a file that is not an event. */
+	path = xasprintf("%s/outbox/crm/t/00000001-0000000099.json.tmp", tmpdir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"id\":", f);
+	fclose(f);
+	free(path);
+	path = xasprintf("%s/outbox/crm/t/README", tmpdir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	free(path);
+	outbox_free(&ob);
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_msg(ob != NULL, "%s", error);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 4);
+	ck_assert_uint_eq(outbox_depth(ob, "ops", "u"), 1);
+	ck_assert(!exists("outbox/crm/t/00000001-0000000020.json.tmp"));
+	ck_assert(!exists("outbox/crm/t/00000001-0000000099.json.tmp"));
+	ck_assert(exists("outbox/crm/t/README"));
+	q = find_queue(ob, "crm", "t");
+	ck_assert_ptr_nonnull(q);
+	pop_expect(q, 1, 3);
+	pop_expect(q, 1, 9);
+	pop_expect(q, 1, 12);
+	ck_assert_uint_eq(outbox_queue_depth(q), 0);
+	outbox_free(&ob);
+}
+END_TEST
+
+START_TEST(test_bury)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL, *path = NULL, *data;
+	size_t len;
+	uint64_t key;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	put(ob, "crm", "t", 2, 8);
+	put(ob, "crm", "t", 2, 9);
+	sync_commit(ob);
+	q = find_queue(ob, "crm", "t");
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_int_eq(outbox_bury(ob, q, key,
+	    "2026-01-01T00:00:00Z HTTP 410 gone\r\nforever\x01\xff", &path, &error), 0);
+	ck_assert_ptr_nonnull(path);
+	ck_assert_ptr_nonnull(strstr(path, "/dead/crm/t/00000002-0000000008.json"));
+	ck_assert_int_eq(read_file(path, 4096, &data, &len), 0);
+	ck_assert_str_eq(data, "{\"id\":\"t:2:8\",\"webhook\":\"crm\"}");
+	free(data);
+	free(path);
+	ck_assert(!exists("outbox/crm/t/00000002-0000000008.json"));
+	path = xasprintf("%s/dead/crm/t/00000002-0000000008.reason", tmpdir);
+	ck_assert_int_eq(read_file(path, 4096, &data, &len), 0);
+	/* One line, control bytes blanked, invalid UTF-8 replaced. */
+	ck_assert_str_eq(data, "2026-01-01T00:00:00Z HTTP 410 gone  forever \xef\xbf\xbd\n");
+	free(data);
+	free(path);
+	ck_assert_uint_eq(outbox_queue_depth(q), 1);
+	pop_expect(q, 2, 9);
+	/* Nothing of the dead letter is left in the outbox after a restart. */
+	outbox_free(&ob);
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
+	ck_assert_int_eq(count_files("dead", "crm", "t"), 2);
+	outbox_free(&ob);
+}
+END_TEST
+
+START_TEST(test_put_fails_cleanly)
+{
+	struct outbox *ob;
+	char *error = NULL, *path, *under, big[8192];
+	struct rlimit old, rl;
+	FILE *f;
+
+	/* An outbox below a regular file cannot be opened. */
+	path = xasprintf("%s/plain", tmpdir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	under = xasprintf("%s/state", path);
+	ck_assert_ptr_null(outbox_open(under, &error));
+	ck_assert_ptr_nonnull(error);
+	free(error);
+	error = NULL;
+	free(under);
+	free(path);
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	/* A webhook directory that is a regular file. */
+	path = xasprintf("%s/outbox/blocked", tmpdir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	free(path);
+	ck_assert_int_eq(outbox_put(ob, "blocked", "t", 1, 1, "{}", 2, &error), -1);
+	ck_assert_ptr_nonnull(strstr(error, "Not a directory"));
+	free(error);
+	error = NULL;
+
+	/* A write that fails half-way (the file size limit stands in for a
+	 * full disk): nothing of it may remain. */
+	memset(big, 'x', sizeof(big));
+	put(ob, "crm", "t", 1, 1);
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	rl = old;
+	rl.rlim_cur = 4096;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	ck_assert_int_eq(outbox_put(ob, "crm", "t", 1, 2, big, sizeof(big), &error), -1);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	ck_assert_ptr_nonnull(strstr(error, "File too large"));
+	free(error);
+	error = NULL;
+	ck_assert(!exists("outbox/crm/t/00000001-0000000002.json.tmp"));
+	ck_assert(!exists("outbox/crm/t/00000001-0000000002.json"));
+	/* The rest of the batch is unharmed. */
+	sync_commit(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 1);
+
+	/* Names that would escape or are empty. */
+	ck_assert_int_eq(outbox_put(ob, "..", "t", 1, 1, "{}", 2, &error), -1);
+	free(error);
+	error = NULL;
+	ck_assert_int_eq(outbox_put(ob, "crm", "a/b", 1, 1, "{}", 2, &error), -1);
+	free(error);
+	error = NULL;
+	ck_assert_int_eq(outbox_put(ob, "", "t", 1, 1, "{}", 2, &error), -1);
+	free(error);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
+	outbox_free(&ob);
+}
+END_TEST
+
+START_TEST(test_queue_dir_recreated)
+{
+	struct outbox *ob;
+	char *error = NULL, *cmd;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	put(ob, "crm", "t", 1, 1);
+	sync_commit(ob);
+	/* An operator removes the webhook's directory while we run. */
+	cmd = xasprintf("rm -rf '%s/outbox/crm'", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(cmd);
+	put(ob, "crm", "t", 1, 2);
+	sync_commit(ob);
+	ck_assert(exists("outbox/crm/t/00000001-0000000002.json"));
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 1);
+	outbox_free(&ob);
+}
+END_TEST
+
+static Suite *
+outbox_suite(void)
+{
+	Suite *s = suite_create("outbox");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_key_name);
+	tcase_add_test(tc, test_put_sync_commit);
+	tcase_add_test(tc, test_order_across_epochs);
+	tcase_add_test(tc, test_idempotent_put);
+	tcase_add_test(tc, test_big_batch_syncfs);
+	tcase_add_test(tc, test_reopen_after_crash);
+	tcase_add_test(tc, test_bury);
+	tcase_add_test(tc, test_put_fails_cleanly);
+	tcase_add_test(tc, test_queue_dir_recreated);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(outbox_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
