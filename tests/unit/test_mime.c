@@ -140,6 +140,37 @@ parse(const char *msg)
 	return o;
 }
 
+/*
+ * A test message from tests/unit/mime/ (under $IMAPHOOK_TOP, else the
+ * current directory: make check runs from the top of the tree). The files
+ * have LF line ends; they are parsed with CRLF, as IMAP servers send mail.
+ */
+static json_t *
+parse_file(const char *name)
+{
+	const char *top = getenv("IMAPHOOK_TOP");
+	char path[512], *data;
+	struct str msg;
+	size_t len, i;
+	json_t *o;
+
+	snprintf(path, sizeof(path), "%s%stests/unit/mime/%s", top != NULL ? top : "",
+	    top != NULL ? "/" : "", name);
+	if (read_file(path, 1 << 20, &data, &len) == -1)
+		ck_abort_msg("cannot read %s (run from the top of the tree)", path);
+	str_init(&msg);
+	for (i = 0; i < len; i++) {
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			str_append_c(&msg, '\r');
+		str_append_c(&msg, data[i]);
+	}
+	free(data);
+	o = mime_content_to_json(msg.data, msg.len, false);
+	check_shape(o, false);
+	str_free(&msg);
+	return o;
+}
+
 static const char *
 text_of(json_t *o, const char *key)
 {
@@ -337,65 +368,10 @@ END_TEST
 
 START_TEST(test_nested)
 {
-	static const char msg1[] =
-	    "Content-Type: multipart/mixed; boundary=outer\r\n"
-	    "\r\n"
-	    "--outer\r\n"
-	    "Content-Type: multipart/alternative; boundary=inner\r\n"
-	    "\r\n"
-	    "--inner\r\n"
-	    "Content-Type: text/plain\r\n"
-	    "\r\n"
-	    "text at 1.1\r\n"
-	    "--inner\r\n"
-	    "Content-Type: text/html\r\n"
-	    "\r\n"
-	    "html at 1.2\r\n"
-	    "--inner\r\n"
-	    "Content-Type: text/calendar; method=REQUEST\r\n"
-	    "\r\n"
-	    "BEGIN:VCALENDAR\r\n"
-	    "--inner--\r\n"
-	    "--outer\r\n"
-	    "Content-Type: application/zip; name=a.zip\r\n"
-	    "\r\n"
-	    "PK\r\n"
-	    "--outer--\r\n";
-	static const char msg2[] =
-	    "Content-Type: multipart/mixed; boundary=o\r\n"
-	    "\r\n"
-	    "--o\r\n"
-	    "\r\n"
-	    "first text, default type\r\n"
-	    "--o\r\n"
-	    "Content-Type: multipart/mixed; boundary=m\r\n"
-	    "\r\n"
-	    "--m\r\n"
-	    "Content-Type: multipart/related; boundary=r\r\n"
-	    "\r\n"
-	    "--r\r\n"
-	    "Content-Type: text/html\r\n"
-	    "\r\n"
-	    "<img src=cid:i>\r\n"
-	    "--r\r\n"
-	    "Content-Type: image/gif\r\n"
-	    "Content-ID: <i>\r\n"
-	    "\r\n"
-	    "GIF89a\r\n"
-	    "--r--\r\n"
-	    "--m\r\n"
-	    "Content-Type: text/plain\r\n"
-	    "\r\n"
-	    "second text\r\n"
-	    "--m--\r\n"
-	    "--o\r\n"
-	    "Content-Type: application/octet-stream\r\n"
-	    "\r\n"
-	    "bin\r\n"
-	    "--o--\r\n";
 	json_t *o;
 
-	o = parse(msg1);
+	/* mixed(alternative(plain, html, calendar), zip) */
+	o = parse_file("nested-alternative.eml");
 	ck_assert_str_eq(text_of(o, "text"), "text at 1.1");
 	ck_assert_str_eq(text_of(o, "html"), "html at 1.2");
 	ck_assert_uint_eq(n_atts(o), 2);
@@ -403,7 +379,8 @@ START_TEST(test_nested)
 	check_att(o, 1, "2", "a.zip", "application/zip", 2, NULL, NULL);
 	json_decref(o);
 
-	o = parse(msg2);
+	/* mixed(untyped text, mixed(related(html, gif), plain), octet-stream) */
+	o = parse_file("nested-related.eml");
 	ck_assert_str_eq(text_of(o, "text"), "first text, default type");
 	ck_assert_str_eq(text_of(o, "html"), "<img src=cid:i>");
 	ck_assert_uint_eq(n_atts(o), 3);
@@ -487,28 +464,8 @@ END_TEST
 
 START_TEST(test_inline_image)
 {
-	static const char msg[] =
-	    "Content-Type: multipart/related; boundary=\"rel\"; type=\"text/html\"\r\n"
-	    "\r\n"
-	    "--rel\r\n"
-	    "Content-Type: text/html; charset=us-ascii\r\n"
-	    "\r\n"
-	    "<img src=\"cid:logo@example.com\">\r\n"
-	    "--rel\r\n"
-	    "Content-Type: image/png\r\n"
-	    "Content-Disposition: inline; filename=logo.png\r\n"
-	    "Content-ID: <logo@example.com>\r\n"
-	    "Content-Transfer-Encoding: base64\r\n"
-	    "\r\n"
-	    "iVBORw==\r\n"
-	    "--rel\r\n"
-	    "Content-Type: image/jpeg\r\n"
-	    "Content-Disposition: INLINE\r\n"
-	    "Content-ID: bare@example.com\r\n"
-	    "\r\n"
-	    "jpeg\r\n"
-	    "--rel--\r\n";
-	json_t *o = parse(msg);
+	/* related(html, png inline with filename and <cid>, jpeg with a bare cid) */
+	json_t *o = parse_file("related-inline.eml");
 
 	ck_assert(json_is_null(json_object_get(o, "text")));
 	ck_assert_str_eq(text_of(o, "html"), "<img src=\"cid:logo@example.com\">");
@@ -521,34 +478,9 @@ END_TEST
 
 START_TEST(test_text_attachments)
 {
-	static const char msg[] =
-	    "Content-Type: multipart/mixed; boundary=b\r\n"
-	    "\r\n"
-	    "--b\r\n"
-	    "Content-Type: text/plain; name=notes.txt\r\n"
-	    "\r\n"
-	    "a named text part is an attachment\r\n"
-	    "--b\r\n"
-	    "Content-Type: text/html\r\n"
-	    "Content-Disposition: attachment\r\n"
-	    "\r\n"
-	    "<p>so is one with disposition attachment</p>\r\n"
-	    "--b\r\n"
-	    "Content-Type: text/plain\r\n"
-	    "Content-Disposition: inline\r\n"
-	    "\r\n"
-	    "the body\r\n"
-	    "--b\r\n"
-	    "Content-Type: text/plain\r\n"
-	    "\r\n"
-	    "a second text part\r\n"
-	    "--b\r\n"
-	    "Content-Type: text/plain\r\n"
-	    "Content-Disposition: x-unknown-type\r\n"
-	    "\r\n"
-	    "unknown disposition\r\n"
-	    "--b--\r\n";
-	json_t *o = parse(msg);
+	/* mixed(plain with a name, html disposition attachment, plain inline,
+	 * plain, plain with an unknown disposition) */
+	json_t *o = parse_file("text-attachments.eml");
 
 	ck_assert_str_eq(text_of(o, "text"), "the body");
 	ck_assert(json_is_null(json_object_get(o, "html")));
@@ -631,39 +563,9 @@ END_TEST
 
 START_TEST(test_filenames)
 {
-	static const char msg[] =
-	    "Content-Type: multipart/mixed; boundary=b\r\n"
-	    "\r\n"
-	    "--b\r\n"
-	    "Content-Type: application/pdf\r\n"
-	    "Content-Disposition: attachment;\r\n"
-	    " filename*=UTF-8''%E2%82%AC%20rates.pdf\r\n"
-	    "\r\n"
-	    "x\r\n"
-	    "--b\r\n"
-	    "Content-Type: text/plain\r\n"
-	    "Content-Disposition: attachment;\r\n"
-	    " filename*0*=UTF-8''Gr%C3%BC;\r\n"
-	    " filename*1*=%C3%9Fe.txt\r\n"
-	    "\r\n"
-	    "x\r\n"
-	    "--b\r\n"
-	    "Content-Type: application/octet-stream;\r\n"
-	    " name=\"=?UTF-8?B?R3LDvMOfZS5iaW4=?=\"\r\n"
-	    "\r\n"
-	    "x\r\n"
-	    "--b\r\n"
-	    "Content-Type: application/octet-stream; name=\"by-type.bin\"\r\n"
-	    "Content-Disposition: attachment; filename=\"by-disposition.bin\"\r\n"
-	    "\r\n"
-	    "x\r\n"
-	    "--b\r\n"
-	    "Content-Type: application/octet-stream\r\n"
-	    "Content-Disposition: attachment; filename*=iso-8859-1'de'f%FCr.txt\r\n"
-	    "\r\n"
-	    "x\r\n"
-	    "--b--\r\n";
-	json_t *o = parse(msg);
+	/* RFC 2231 (UTF-8, continuations, ISO-8859-1 with a language), an
+	 * RFC 2047 name, filename preferred over name */
+	json_t *o = parse_file("filenames.eml");
 
 	ck_assert_uint_eq(n_atts(o), 5);
 	check_att(o, 0, "1", "\xe2\x82\xac rates.pdf", "application/pdf", 1, "attachment", NULL);
