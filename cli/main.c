@@ -21,6 +21,7 @@
 #include "config.h"
 #include "imap_pool.h"
 #include "log.h"
+#include "mime.h"
 #include "util.h"
 
 #define EX_OK_ 0
@@ -367,6 +368,7 @@ main(int argc, char **argv)
 	size_t i;
 
 	signal(SIGPIPE, SIG_IGN);
+	mime_init();
 	log_init("imaphook");
 	log_set_level(LOG_LEVEL_WARN);
 	cli.params = json_object();
@@ -442,5 +444,6 @@ out:
 	}
 	config_free(&cli.config);
 	json_decref(cli.params);
+	mime_shutdown();
 	return ret;
 }

@@ -287,6 +287,12 @@ check_value(const struct action_param *p, json_t *v, bool seq, struct action_err
 			return -1;
 		}
 		break;
+	case APT_STRING:
+		if (strlen(s) != json_string_length(v)) {
+			usage_error(err, "parameter \"%s\" must not contain NUL bytes", p->name);
+			return -1;
+		}
+		break;
 	default:
 		break;
 	}
@@ -326,6 +332,7 @@ action_params_check(const struct action_entry *entry, json_t *params, bool http,
 			return -1;
 		}
 	}
+	err->status = ACTION_OK;
 	if (entry->check != NULL && entry->check(params, seq, err) < 0) {
 		err->status = err->status == ACTION_OK ? ACTION_ERR_USAGE : err->status;
 		return -1;
@@ -402,8 +409,19 @@ run_cmd_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply,
 			action_run_free(&run);
 		return;
 	}
-	if (!run->finished)
+	if (!run->finished && !run->failing)
 		run->entry->step(run, reply);
+}
+
+static void
+run_quiet_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply ATTR_UNUSED,
+    void *arg)
+{
+	struct action_run *run = arg;
+
+	run->inflight--;
+	if (run->orphaned && run->inflight == 0)
+		action_run_free(&run);
 }
 
 static void
@@ -411,7 +429,7 @@ run_untagged(struct imap_conn *conn ATTR_UNUSED, const struct imap_resp *resp, v
 {
 	struct action_run *run = arg;
 
-	if (!run->finished && !run->orphaned && run->entry->untagged != NULL)
+	if (!run->finished && !run->failing && !run->orphaned && run->entry->untagged != NULL)
 		run->entry->untagged(run, resp);
 }
 
@@ -420,6 +438,13 @@ action_send(struct action_run *run, struct imap_cmd *cmd)
 {
 	run->inflight++;
 	imap_cmd_send(cmd, run_cmd_done, run_untagged, run);
+}
+
+void
+action_send_quiet(struct action_run *run, struct imap_cmd *cmd)
+{
+	run->inflight++;
+	imap_cmd_send(cmd, run_quiet_done, run_untagged, run);
 }
 
 void
@@ -559,6 +584,7 @@ action_flags_json(const struct imap_arg *list)
 struct mbox_probe {
 	struct action_run *run;
 	bool listed;
+	bool for_create;        /* listed means "already exists" */
 	char *what;
 	char *server_text;
 };
@@ -585,8 +611,10 @@ probe_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply, v
 	} else if (reply->status == IMAP_STATUS_NONE) {
 		action_fail(run, action_status_from_imap(reply->err.kind), "%s: %s",
 		    p->what, reply->err.msg);
-	} else if (reply->status == IMAP_STATUS_OK && !p->listed) {
+	} else if (reply->status == IMAP_STATUS_OK && !p->listed && !p->for_create) {
 		action_fail(run, ACTION_ERR_NOTFOUND, "%s: no such mailbox", p->what);
+	} else if (reply->status == IMAP_STATUS_OK && p->listed && p->for_create) {
+		action_fail(run, ACTION_ERR_EXISTS, "%s: mailbox already exists", p->what);
 	} else {
 		action_fail(run, ACTION_ERR_REFUSED, "%s: server said NO: %s", p->what,
 		    p->server_text);
@@ -596,9 +624,9 @@ probe_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply, v
 	free(p);
 }
 
-void
-action_fail_mailbox(struct action_run *run, const struct imap_reply *reply,
-    const char *mailbox, const char *what)
+static void
+fail_mailbox(struct action_run *run, const struct imap_reply *reply, const char *mailbox,
+    const char *what, bool for_create)
 {
 	struct mbox_probe *p;
 	struct imap_cmd *cmd;
@@ -612,6 +640,7 @@ action_fail_mailbox(struct action_run *run, const struct imap_reply *reply,
 	}
 	p = xcalloc(1, sizeof(*p));
 	p->run = run;
+	p->for_create = for_create;
 	p->what = xstrdup(what);
 	p->server_text = xstrdup(reply->resp->text);
 	cmd = imap_cmd_new(run->conn);
@@ -619,5 +648,138 @@ action_fail_mailbox(struct action_run *run, const struct imap_reply *reply,
 	if (imap_cmd_mailbox(cmd, mailbox) < 0)
 		imap_cmd_add(cmd, "\"\"");
 	run->inflight++;
+	run->failing = true;
 	imap_cmd_send(cmd, probe_done, probe_untagged, p);
+}
+
+void
+action_fail_mailbox(struct action_run *run, const struct imap_reply *reply,
+    const char *mailbox, const char *what)
+{
+	fail_mailbox(run, reply, mailbox, what, false);
+}
+
+void
+action_fail_mailbox_exists(struct action_run *run, const struct imap_reply *reply,
+    const char *mailbox, const char *what)
+{
+	fail_mailbox(run, reply, mailbox, what, true);
+}
+
+/* selection */
+
+int
+action_select(struct action_run *run, const char *mailbox, bool readonly)
+{
+	struct imap_cmd *cmd = imap_cmd_new(run->conn);
+
+	imap_cmd_add(cmd, readonly ? "EXAMINE " : "SELECT ");
+	if (action_cmd_mailbox(run, cmd, mailbox) < 0) {
+		imap_cmd_discard(&cmd);
+		return -1;
+	}
+	/* a SELECT deselects at once, whatever its outcome */
+	imap_conn_set_selected(run->conn, NULL, false);
+	action_send(run, cmd);
+	return 0;
+}
+
+bool
+action_select_done(struct action_run *run, const struct imap_reply *reply,
+    const char *mailbox, bool readonly)
+{
+	char what[300];
+
+	if (reply->status == IMAP_STATUS_OK) {
+		imap_conn_set_selected(run->conn, mailbox, readonly);
+		return true;
+	}
+	imap_conn_set_selected(run->conn, NULL, false);
+	snprintf(what, sizeof(what), "%s %s", readonly ? "EXAMINE" : "SELECT", mailbox);
+	action_fail_mailbox(run, reply, mailbox, what);
+	return false;
+}
+
+void
+action_deselect(struct action_run *run)
+{
+	const char *selected;
+	struct imap_cmd *cmd;
+	bool readonly;
+
+	if (imap_conn_has_cap(run->conn, "UNSELECT")) {
+		/* a BAD "no mailbox selected" does not matter */
+		cmd = imap_cmd_new(run->conn);
+		imap_cmd_add(cmd, "UNSELECT");
+		action_send_quiet(run, cmd);
+	} else if ((selected = imap_conn_selected(run->conn, &readonly)) != NULL) {
+		/* CLOSE expunges only in a mailbox opened read-write */
+		if (!readonly) {
+			cmd = imap_cmd_new(run->conn);
+			imap_cmd_add(cmd, "EXAMINE ");
+			if (imap_cmd_mailbox(cmd, selected) == 0) {
+				action_send_quiet(run, cmd);
+				readonly = true;
+			} else {
+				imap_cmd_discard(&cmd);
+			}
+		}
+		if (readonly) {
+			cmd = imap_cmd_new(run->conn);
+			imap_cmd_add(cmd, "CLOSE");
+			action_send_quiet(run, cmd);
+		}
+	}
+	imap_conn_set_selected(run->conn, NULL, false);
+}
+
+/* messages */
+
+static bool
+is_header_line(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && s[i] != ':'; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c >= 0x7f)
+			return false;
+	}
+	return i > 0 && i < len;
+}
+
+int
+action_message_check(const char *data, size_t len, struct action_error *err)
+{
+	const char *line = data, *end = data + len, *nl;
+	size_t n;
+
+	err->status = ACTION_ERR_INPUT;
+	if (len == 0) {
+		snprintf(err->msg, sizeof(err->msg), "not a message: it is empty");
+		return -1;
+	}
+	if (memchr(data, '\0', len) != NULL) {
+		snprintf(err->msg, sizeof(err->msg), "not a message: it contains NUL bytes");
+		return -1;
+	}
+	while (line < end) {
+		nl = memchr(line, '\n', (size_t)(end - line));
+		n = (nl != NULL ? (size_t)(nl - line) : (size_t)(end - line));
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		if (n == 0)
+			break;
+		if (is_header_line(line, n)) {
+			err->status = ACTION_OK;
+			return 0;
+		}
+		if (nl == NULL)
+			break;
+		line = nl + 1;
+	}
+	snprintf(err->msg, sizeof(err->msg), "not a message: no header line "
+	    "(\"Name: value\") before the first blank line");
+	return -1;
 }

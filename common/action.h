@@ -17,10 +17,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 #include "imap_conn.h"
+#include "util.h"
 
 /* How an action can fail; each maps to an exit code and an HTTP status. */
 enum action_status {
@@ -116,6 +118,8 @@ struct action_run {
 	json_t *result;         /* on success, JSON actions */
 	struct action_error err;
 	bool finished;
+	bool failing;           /* action_fail_mailbox() is asking LIST: later
+				 * replies no longer reach step() */
 	bool orphaned;          /* freed while commands were in flight */
 	action_done_cb *done;
 	void *done_arg;
@@ -155,6 +159,62 @@ void action_fail_reply(struct action_run *run, const struct imap_reply *reply, c
  * checked with LIST: 404 when the mailbox does not exist. */
 void action_fail_mailbox(struct action_run *run, const struct imap_reply *reply,
     const char *mailbox, const char *what);
+/* Like action_fail_mailbox for CREATE: [ALREADYEXISTS], or a plain NO for
+ * a mailbox that LIST shows, becomes EXISTS (409). */
+void action_fail_mailbox_exists(struct action_run *run, const struct imap_reply *reply,
+    const char *mailbox, const char *what);
+
+/* Sends cmd without passing its reply to step(): housekeeping whose outcome
+ * does not matter (UNSELECT). Its untagged responses still reach
+ * untagged(). Replies come in order, so a quiet command sent before the
+ * action's own ones has completed by the time they do. */
+void action_send_quiet(struct action_run *run, struct imap_cmd *cmd);
+/* Sends SELECT (readonly: EXAMINE) of the UTF-8 mailbox; its reply goes to
+ * step() like any other. Returns 0, or -1 after failing the run (usage)
+ * when the name is not valid UTF-8. */
+int action_select(struct action_run *run, const char *mailbox, bool readonly);
+/* For step(), with the reply to action_select(): true when it is OK (the
+ * connection then records the selection); otherwise fails the run (404 for
+ * a missing mailbox) and returns false. */
+bool action_select_done(struct action_run *run, const struct imap_reply *reply,
+    const char *mailbox, bool readonly);
+/* Leaves no mailbox selected, quietly and without expunging anything:
+ * UNSELECT, or else EXAMINE + CLOSE of what the connection has selected.
+ * Renaming or deleting a selected mailbox makes some servers (Dovecot)
+ * drop the connection. */
+void action_deselect(struct action_run *run);
+
+/* Is data[0..len) an RFC 822 message: not empty, no NUL byte, and a header
+ * line ("Name: value") before the first blank line? Returns 0, or -1 with
+ * err (ACTION_ERR_INPUT) saying why not. */
+int action_message_check(const char *data, size_t len, struct action_error *err);
+
+/* A growable list of UIDs (or sequence numbers). */
+struct action_uids {
+	uint32_t *v;
+	size_t n, cap;
+};
+/* A search answer larger than this many numbers is refused. */
+#define ACTION_UIDS_MAX 5000000
+void action_uids_add(struct action_uids *u, uint32_t v);
+/* Sorts ascending and drops duplicates. */
+void action_uids_sort(struct action_uids *u);
+void action_uids_free(struct action_uids *u);
+/* Appends v[from..to) of a sorted list as a compact IMAP set ("1:5,9"). */
+void action_uids_to_set(const struct action_uids *u, size_t from, size_t to, struct str *out);
+/* Adds the numbers of an untagged SEARCH, or of the ALL of an ESEARCH.
+ * Returns 1 when resp was one of those, 0 when not, -1 when the answer
+ * would exceed ACTION_UIDS_MAX. */
+int action_uids_from_search(struct action_uids *u, const struct imap_resp *resp);
+
+/* The value of data item name (case-insensitive) in an untagged FETCH, or
+ * NULL. With prefix, the first item whose name starts with name
+ * ("BODY[" matches "BODY[2]<0>"); *name_r (may be NULL) gets its name. */
+const struct imap_arg *action_fetch_item(const struct imap_resp *resp, const char *name,
+    bool prefix, const char **name_r);
+/* Appends the JSON list of flags as an IMAP list: (\Seen urgent). */
+void action_cmd_flags(struct imap_cmd *cmd, json_t *flags);
+
 /* Parameter access (after action_params_check). */
 const char *action_param_str(const struct action_run *run, const char *name);
 bool action_param_has(const struct action_run *run, const char *name);

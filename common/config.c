@@ -18,7 +18,7 @@
 
 #define SECONDS_MAX 1000000     /* cap of every duration, about 11 days */
 #define CONTENT_SIZE_MIN 1024
-#define CONTENT_SIZE_MAX 1073741824
+#define CONTENT_SIZE_MAX 67108864  /* the IMAP parser's literal cap */
 #define TRIGGER_NAME_MAX 128
 #define CTX_MAX 160
 
@@ -755,26 +755,68 @@ free_secret(void *p, size_t len)
 	free(p);
 }
 
+static void
+connection_clear(struct cfg_connection *c)
+{
+	free(c->name);
+	free(c->host);
+	free(c->username);
+	if (c->password != NULL)
+		free_secret(c->password, strlen(c->password));
+	cfgval_strv_free(c->oauth2_token_command);
+	free(c->ca_file);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+struct cfg_connection *
+config_connection_dup(const struct cfg_connection *c)
+{
+	struct cfg_connection *d = xmalloc(sizeof(*d));
+	size_t n = 0, i;
+
+	*d = *c;
+	d->name = dup_or_null(c->name);
+	d->host = dup_or_null(c->host);
+	d->username = dup_or_null(c->username);
+	d->password = dup_or_null(c->password);
+	d->ca_file = dup_or_null(c->ca_file);
+	d->oauth2_token_command = NULL;
+	if (c->oauth2_token_command != NULL) {
+		while (c->oauth2_token_command[n] != NULL)
+			n++;
+		d->oauth2_token_command = xcalloc(n + 1, sizeof(char *));
+		for (i = 0; i < n; i++)
+			d->oauth2_token_command[i] = xstrdup(c->oauth2_token_command[i]);
+	}
+	return d;
+}
+
+void
+config_connection_free(struct cfg_connection **cp)
+{
+	if (*cp == NULL)
+		return;
+	connection_clear(*cp);
+	free(*cp);
+	*cp = NULL;
+}
+
 void
 config_free(struct config **configp)
 {
 	struct config *cfg = *configp;
-	struct cfg_connection *c;
 	struct cfg_webhook *w;
 	size_t i;
 
 	if (cfg == NULL)
 		return;
-	for (i = 0; i < cfg->nconnections; i++) {
-		c = &cfg->connections[i];
-		free(c->name);
-		free(c->host);
-		free(c->username);
-		if (c->password != NULL)
-			free_secret(c->password, strlen(c->password));
-		cfgval_strv_free(c->oauth2_token_command);
-		free(c->ca_file);
-	}
+	for (i = 0; i < cfg->nconnections; i++)
+		connection_clear(&cfg->connections[i]);
 	free(cfg->connections);
 	for (i = 0; i < cfg->nwebhooks; i++) {
 		w = &cfg->webhooks[i];

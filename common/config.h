@@ -137,6 +137,11 @@ bool config_trigger_same(const struct cfg_trigger *a,
     const struct cfg_trigger *b);
 
 /* Look-ups by name; NULL when there is none. The result points into config. */
+/* A deep copy of c that outlives its config (free with
+ * config_connection_free, which wipes the password and NULLs *c). */
+struct cfg_connection *config_connection_dup(const struct cfg_connection *c);
+void config_connection_free(struct cfg_connection **c);
+
 struct cfg_connection *config_find_connection(const struct config *config, const char *name);
 struct cfg_webhook *config_find_webhook(const struct config *config, const char *name);
 struct cfg_trigger *config_find_trigger(const struct config *config, const char *name);

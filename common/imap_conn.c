@@ -1318,7 +1318,9 @@ imap_conn_close(struct imap_conn *conn)
 
 	if (conn->state == IMAP_CONN_CLOSED || conn->state == IMAP_CONN_LOGOUT)
 		return;
-	if (conn->state != IMAP_CONN_READY || conn->bev == NULL) {
+	/* with commands pending, fail them now: their owners are going away */
+	if (conn->state != IMAP_CONN_READY || conn->bev == NULL ||
+	    !TAILQ_EMPTY(&conn->sent) || !TAILQ_EMPTY(&conn->queued)) {
 		imap_error_set(&err, IMAP_ERR_CLOSED, "%s: closed", conn->name);
 		conn_fail(conn, &err);
 		return;

@@ -663,11 +663,11 @@ START_TEST(test_ranges)
 	fail_one(CONN HOOK TRIG_WITH("interval = 0;"), "interval",
 	    "\"interval\" must be an integer between 1 and");
 	fail_one(CONN HOOK TRIG_WITH("max_content_size = 1023;"),
-	    "max_content_size", "between 1024 and 1073741824");
-	fail_one(CONN HOOK TRIG_WITH("max_content_size = 1073741825;"),
-	    "max_content_size", "between 1024 and 1073741824");
-	load_ok(CONN HOOK TRIG_WITH("max_content_size = 1073741824;"));
-	ck_assert_uint_eq(cfg->triggers[0].max_content_size, 1073741824);
+	    "max_content_size", "between 1024 and 67108864");
+	fail_one(CONN HOOK TRIG_WITH("max_content_size = 67108865;"),
+	    "max_content_size", "between 1024 and 67108864");
+	load_ok(CONN HOOK TRIG_WITH("max_content_size = 67108864;"));
+	ck_assert_uint_eq(cfg->triggers[0].max_content_size, 67108864);
 	fail_one(CONN HOOK_WITH("timeout = 0;"), "timeout",
 	    "\"timeout\" must be an integer between 1 and");
 	fail_one("auth_backoff_max = 0;\n" CONN, "auth_backoff_max",

@@ -1,0 +1,459 @@
+/* api: the HTTP API; see api.h */
+#include "api.h"
+
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "action.h"
+#include "daemon.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "trigger.h"
+#include "util.h"
+
+struct api_call;
+
+struct api {
+	struct daemon *d;
+	struct evhttp *http;
+	char *listen;
+	char *token;
+	LIST_HEAD(, api_call) calls;
+};
+
+/* One POST /v1/actions/ACTION in progress. */
+struct api_call {
+	LIST_ENTRY(api_call) link;
+	struct api *api;
+	struct evhttp_request *req;     /* NULL once the client went away */
+	char *connection;               /* the pool's name */
+	struct imap_pool *pool;
+	struct imap_lease *lease;
+	struct imap_conn *conn;
+	struct action_run *run;
+	const struct action_entry *entry;
+	json_t *params;
+	bool streaming;                 /* download: reply started */
+};
+
+static void
+reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *s = json_dumps(body, JSON_INDENT(2));
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "application/json");
+	if (s != NULL) {
+		evbuffer_add(buf, s, strlen(s));
+		evbuffer_add(buf, "\n", 1);
+	}
+	evhttp_send_reply(req, status, NULL, buf);
+	evbuffer_free(buf);
+	free(s);
+	json_decref(body);
+}
+
+static void
+reply_error(struct evhttp_request *req, int status, const char *code, const char *msg)
+{
+	reply_json(req, status, json_pack("{s:{s:s, s:o}}", "error", "code", code,
+	    "message", json_str(msg)));
+}
+
+/* GET /healthz */
+static void
+handle_healthz(struct api *api, struct evhttp_request *req)
+{
+	struct daemon *d = api->d;
+	json_t *triggers = json_array(), *conns = json_array();
+	struct trigger_info ti;
+	struct imap_pool_stats ps;
+	bool failing = false;
+	char ts[21];
+	size_t i;
+
+	for (i = 0; i < d->ntriggers; i++) {
+		json_t *o;
+
+		trigger_info(d->triggers[i], &ti);
+		failing |= ti.failing;
+		o = json_pack("{s:s, s:s, s:o, s:s, s:n, s:n, s:o, s:I}",
+		    "name", ti.name, "connection", ti.connection, "mailbox", json_str(ti.mailbox),
+		    "mode", ti.mode, "lastPollAt", "lastSuccessAt", "lastError",
+		    json_str(ti.last_error), "queued",
+		    (json_int_t)outbox_depth(d->outbox, NULL, ti.name));
+		if (ti.last_poll_at != 0) {
+			format_iso8601(ti.last_poll_at, ts);
+			json_object_set_new(o, "lastPollAt", json_string(ts));
+		}
+		if (ti.last_success_at != 0) {
+			format_iso8601(ti.last_success_at, ts);
+			json_object_set_new(o, "lastSuccessAt", json_string(ts));
+		}
+		json_object_set_new(o, "uidValidity", ti.uidvalidity != 0 ?
+		    json_integer(ti.uidvalidity) : json_null());
+		json_object_set_new(o, "lastUid", json_integer(ti.last_uid));
+		json_array_append_new(triggers, o);
+	}
+	for (i = 0; i < d->npools; i++) {
+		imap_pool_stats(d->pools[i].pool, &ps);
+		json_array_append_new(conns, json_pack("{s:s, s:s, s:i, s:i, s:o}",
+		    "name", d->pools[i].name, "state", ps.state, "open", (int)ps.open,
+		    "busy", (int)ps.busy, "lastError", json_str(ps.last_error)));
+	}
+	reply_json(req, failing ? 503 : 200, json_pack("{s:s, s:s, s:o, s:o}",
+	    "status", failing ? "failing" : "ok", "version", IMAPHOOK_VERSION,
+	    "triggers", triggers, "connections", conns));
+}
+
+/* GET /metrics */
+static void
+handle_metrics(struct api *api, struct evhttp_request *req)
+{
+	struct evbuffer *buf = evbuffer_new();
+	struct str s;
+
+	str_init(&s);
+	metrics_render(api->d, &s);
+	evbuffer_add(buf, s.data, s.len);
+	str_free(&s);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, "OK", buf);
+	evbuffer_free(buf);
+}
+
+/* actions */
+
+static void
+call_free(struct api_call *c)
+{
+	LIST_REMOVE(c, link);
+	imap_pool_cancel(&c->lease);
+	/* the pool may have been replaced by a reload meanwhile */
+	if (c->conn != NULL && c->pool == daemon_pool(c->api->d, c->connection))
+		imap_pool_release(c->pool, c->conn, c->run == NULL || c->run->inflight == 0);
+	imap_conn_unref(&c->conn);
+	action_run_free(&c->run);
+	free(c->connection);
+	json_decref(c->params);
+	if (c->req != NULL)
+		evhttp_connection_set_closecb(evhttp_request_get_connection(c->req), NULL, NULL);
+	free(c);
+}
+
+static void
+call_closed_cb(struct evhttp_connection *evcon ATTR_UNUSED, void *arg)
+{
+	struct api_call *c = arg;
+
+	/* the request dies with its connection: never touch it again */
+	c->req = NULL;
+}
+
+static int
+call_sink_write(void *arg, const void *data, size_t len)
+{
+	struct api_call *c = arg;
+	struct evbuffer *buf;
+
+	if (c->req == NULL) {
+		errno = EPIPE;
+		return -1;
+	}
+	if (!c->streaming) {
+		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
+		    c->run->content_type != NULL ? c->run->content_type :
+		    "application/octet-stream");
+		evhttp_send_reply_start(c->req, 200, "OK");
+		c->streaming = true;
+	}
+	buf = evbuffer_new();
+	evbuffer_add(buf, data, len);
+	evhttp_send_reply_chunk(c->req, buf);
+	evbuffer_free(buf);
+	return 0;
+}
+
+static void
+call_done(struct action_run *run, void *arg)
+{
+	struct api_call *c = arg;
+
+	if (c->req != NULL) {
+		if (c->streaming) {
+			if (run->err.status == ACTION_OK) {
+				evhttp_send_reply_end(c->req);
+			} else {
+				/* too late for a status: cut the stream short */
+				log_warn("api: %s failed after the reply started: %s",
+				    c->entry->name, run->err.msg);
+				evhttp_connection_free(evhttp_request_get_connection(c->req));
+				c->req = NULL;
+			}
+		} else if (run->err.status == ACTION_OK) {
+			if (run->result != NULL)
+				reply_json(c->req, 200, json_incref(run->result));
+			else
+				evhttp_send_reply(c->req, 200, "OK", NULL);
+		} else {
+			reply_error(c->req, action_http_status(run->err.status),
+			    action_error_code(run->err.status), run->err.msg);
+		}
+	}
+	c->req = NULL;
+	call_free(c);
+}
+
+static void
+call_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
+{
+	struct api_call *c = arg;
+	enum action_status st;
+
+	c->lease = NULL;
+	if (conn == NULL) {
+		st = action_status_from_imap(err->kind);
+		if (c->req != NULL)
+			reply_error(c->req, action_http_status(st), action_error_code(st), err->msg);
+		c->req = NULL;
+		call_free(c);
+		return;
+	}
+	imap_conn_ref(conn);
+	c->conn = conn;
+	if (c->req == NULL) {   /* the client left while we waited */
+		call_free(c);
+		return;
+	}
+	c->run = action_run_new(c->entry, c->params, false);
+	if (c->entry->raw_output) {
+		c->run->sink.write = call_sink_write;
+		c->run->sink.arg = c;
+	}
+	action_run_start(c->run, conn, call_done, c);
+}
+
+static bool
+authorized(struct api *api, struct evhttp_request *req)
+{
+	const char *h;
+
+	if (api->token == NULL)
+		return true;
+	h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	return consttime_equal(h, strlen(h), api->token, strlen(api->token));
+}
+
+static void
+handle_action(struct api *api, struct evhttp_request *req, const char *name)
+{
+	struct daemon *d = api->d;
+	const struct action_entry *entry;
+	struct action_error aerr = { 0 };
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	struct imap_pool *pool = NULL;
+	json_error_t jerr;
+	json_t *params, *conn;
+	const char *cname = NULL;
+	struct api_call *c;
+	size_t i;
+
+	if (!authorized(api, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		    "Bearer");
+		reply_error(req, 401, "unauthorized", "missing or wrong bearer token");
+		return;
+	}
+	entry = action_find(name);
+	if (entry == NULL) {
+		reply_error(req, 404, "unknown_action", "no such action");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		reply_error(req, 405, "method_not_allowed", "use POST");
+		return;
+	}
+	if (len > API_MAX_BODY) {
+		reply_error(req, 413, "body_too_large", "request bodies are limited to 32 MiB");
+		return;
+	}
+	if (len == 0) {
+		params = json_object();
+	} else {
+		params = json_loadb((const char *)evbuffer_pullup(in, -1), len,
+		    JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+		if (params == NULL) {
+			char msg[300];
+
+			snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s",
+			    jerr.line, jerr.column, jerr.text);
+			reply_error(req, 400, "bad_json", msg);
+			return;
+		}
+	}
+	if (!json_is_object(params)) {
+		json_decref(params);
+		reply_error(req, 400, "bad_json", "the body must be a JSON object");
+		return;
+	}
+	conn = json_object_get(params, "connection");
+	if (conn != NULL) {
+		if (!json_is_string(conn)) {
+			json_decref(params);
+			reply_error(req, 400, "bad_parameter", "\"connection\" must be a string");
+			return;
+		}
+		pool = daemon_pool(d, json_string_value(conn));
+		if (pool == NULL) {
+			json_decref(params);
+			reply_error(req, 404, "unknown_connection", "no such connection");
+			return;
+		}
+		for (i = 0; i < d->npools; i++)
+			if (d->pools[i].pool == pool)
+				cname = d->pools[i].name;
+		json_object_del(params, "connection");
+	} else if (d->npools == 1) {
+		pool = d->pools[0].pool;
+		cname = d->pools[0].name;
+	} else {
+		struct str s;
+
+		str_init(&s);
+		str_append(&s, "several connections are configured; give \"connection\":");
+		for (i = 0; i < d->npools; i++)
+			str_printf(&s, " %s", d->pools[i].name);
+		json_decref(params);
+		reply_error(req, 400, "bad_parameter", s.data);
+		str_free(&s);
+		return;
+	}
+	if (action_params_check(entry, params, true, false, &aerr) < 0) {
+		json_decref(params);
+		reply_error(req, action_http_status(aerr.status), action_error_code(aerr.status),
+		    aerr.msg);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->api = api;
+	c->req = req;
+	c->entry = entry;
+	c->params = params;
+	c->pool = pool;
+	c->connection = xstrdup(cname);
+	LIST_INSERT_HEAD(&api->calls, c, link);
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), call_closed_cb, c);
+	c->lease = imap_pool_lease(pool, call_lease_cb, c);
+}
+
+static void
+api_request_cb(struct evhttp_request *req, void *arg)
+{
+	struct api *api = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	struct evhttp_uri *u = evhttp_uri_parse(uri);
+	const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (path == NULL) {
+		reply_error(req, 400, "bad_request", "unparseable request target");
+	} else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) {
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+			reply_error(req, 405, "method_not_allowed", "use GET");
+		} else if (path[1] == 'h') {
+			handle_healthz(api, req);
+		} else {
+			handle_metrics(api, req);
+		}
+	} else if (strncmp(path, "/v1/actions/", 12) == 0 && path[12] != '\0' &&
+	    strchr(path + 12, '/') == NULL) {
+		handle_action(api, req, path + 12);
+	} else {
+		reply_error(req, 404, "not_found", "no such endpoint");
+	}
+	if (u != NULL)
+		evhttp_uri_free(u);
+}
+
+struct api *
+api_new(struct daemon *d, const struct cfg_api *cfg)
+{
+	struct api *api = xcalloc(1, sizeof(*api));
+
+	api->d = d;
+	api->listen = xstrdup(cfg->listen);
+	api->token = cfg->token != NULL ? xstrdup(cfg->token) : NULL;
+	LIST_INIT(&api->calls);
+	api->http = evhttp_new(d->base);
+	if (api->http == NULL)
+		goto fail;
+	evhttp_set_max_body_size(api->http, API_MAX_BODY);
+	evhttp_set_max_headers_size(api->http, 64 * 1024);
+	evhttp_set_timeout(api->http, 120);
+	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(api->http, api_request_cb, api);
+	if (evhttp_bind_socket(api->http, cfg->host, cfg->port) < 0) {
+		log_error("api: cannot listen on %s: %s", cfg->listen, strerror(errno));
+		goto fail;
+	}
+	log_info("api: listening on %s%s", cfg->listen,
+	    api->token != NULL ? " (bearer token required on /v1/)" : "");
+	return api;
+fail:
+	api_free(&api);
+	return NULL;
+}
+
+void
+api_free(struct api **apip)
+{
+	struct api *api = *apip;
+
+	*apip = NULL;
+	if (api == NULL)
+		return;
+	while (!LIST_EMPTY(&api->calls)) {
+		struct api_call *c = LIST_FIRST(&api->calls);
+
+		c->req = NULL;
+		call_free(c);
+	}
+	if (api->http != NULL)
+		evhttp_free(api->http);
+	free(api->listen);
+	if (api->token != NULL) {
+		explicit_bzero(api->token, strlen(api->token));
+		free(api->token);
+	}
+	free(api);
+}
+
+bool
+api_same(const struct api *api, const struct cfg_api *cfg)
+{
+	if (strcmp(api->listen, cfg->listen) != 0)
+		return false;
+	if ((api->token == NULL) != (cfg->token == NULL))
+		return false;
+	return api->token == NULL || strcmp(api->token, cfg->token) == 0;
+}

@@ -1,0 +1,32 @@
+/*
+ * api: the daemon's HTTP API on libevent's evhttp.
+ *
+ *   GET  /healthz             per-trigger and per-connection state; 503
+ *                             while any trigger's last poll failed
+ *   GET  /metrics             Prometheus text format
+ *   POST /v1/actions/ACTION   runs an action of the table (action.h) on the
+ *                             daemon's pooled connections
+ *
+ * Errors are JSON: {"error":{"code":"...","message":"..."}}. /v1/ needs
+ * "Authorization: Bearer <token>" when a token is configured (compared in
+ * constant time). Request bodies are capped at 32 MiB.
+ */
+#ifndef IMAPHOOKD_API_H
+#define IMAPHOOKD_API_H
+
+#include "config.h"
+
+struct daemon;
+struct api;
+
+#define API_MAX_BODY (32u * 1024 * 1024)
+
+/* Listens on cfg->listen. Returns NULL (logged) when it cannot bind. cfg is
+ * copied. */
+struct api *api_new(struct daemon *d, const struct cfg_api *cfg);
+/* Stops listening; requests in progress are abandoned. */
+void api_free(struct api **api);
+/* True when cfg is what api already serves. */
+bool api_same(const struct api *api, const struct cfg_api *cfg);
+
+#endif

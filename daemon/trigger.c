@@ -1,0 +1,893 @@
+/* trigger: the "New Emails" poller of one mailbox; see trigger.h */
+#include "trigger.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "daemon.h"
+#include "envelope.h"
+#include "imap_pool.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "mime.h"
+#include "util.h"
+
+/* UIDs asked for per UID FETCH: how much work a crash can make us redo. */
+#define TRIGGER_BATCH 500
+
+enum trig_state {
+	TRIG_WAIT,      /* for the next poll */
+	TRIG_LEASE,     /* for a connection */
+	TRIG_STATUS,    /* STATUS sent */
+	TRIG_FETCH,     /* EXAMINE/SELECT + UID FETCH of a window sent */
+	TRIG_MARK,      /* UID STORE \Seen sent */
+	TRIG_CLOSE,     /* UNSELECT/CLOSE sent */
+	TRIG_ABORT,     /* failed; waiting for the commands still in flight */
+	TRIG_STOPPED,
+};
+
+static const char *const strstate[] = {
+	[TRIG_WAIT] = "wait",
+	[TRIG_LEASE] = "lease",
+	[TRIG_STATUS] = "status",
+	[TRIG_FETCH] = "fetch",
+	[TRIG_MARK] = "mark",
+	[TRIG_CLOSE] = "close",
+	[TRIG_ABORT] = "abort",
+	[TRIG_STOPPED] = "stopped",
+};
+
+struct trigger {
+	struct daemon *d;
+	/* configuration, copied */
+	char *name, *connection, *mailbox;
+	unsigned interval;
+	enum cfg_mode mode;
+	bool fetch_content, mark_as_read;
+	char **webhooks;
+	size_t nwebhooks;
+	enum cfg_start_from start_from;
+	size_t max_content_size;
+
+	enum trig_state state;
+	struct event *timer;
+	struct imap_pool *pool;
+	struct imap_lease *lease;
+	struct imap_conn *conn;
+	unsigned pending;               /* our commands in flight */
+	bool cmd_failed;
+	struct imap_error cmd_err;      /* the first failure among them */
+	const struct imap_resp *cmd_resp;
+
+	struct trigger_state st;        /* persisted */
+
+	/* the poll in progress */
+	uint64_t poll_start_us;
+	bool have_uidnext;
+	uint32_t s_uidnext, s_uidvalidity, s_messages;
+	bool have_uidvalidity;
+	uint32_t cursor;                /* next UID to ask for */
+	uint32_t win_lo, win_hi;        /* the window asked for; hi 0 = '*' */
+	uint32_t batch_max;
+	unsigned batch_count;
+	bool uv_mismatch;
+	char *put_error;
+	struct str mark_set;            /* UIDs of the batch, for \Seen */
+	uint32_t mark_lo, mark_hi;
+
+	/* health and metrics */
+	time_t last_poll_at, last_success_at;
+	char *last_error;
+	enum imap_err last_err_kind;
+	unsigned failures;
+	uint64_t polls_ok, polls_failed, events_queued;
+};
+
+static void trig_state(struct trigger *, enum trig_state);
+static void trig_step_done(struct trigger *);
+static void trig_lease_cb(struct imap_conn *, const struct imap_error *, void *);
+static void trig_poll_end(struct trigger *, bool);
+static void trig_fail(struct trigger *, enum imap_err, const char *, ...) ATTR_FORMAT(3, 4);
+
+/* life cycle */
+
+struct trigger *
+trigger_new(struct daemon *d, const struct cfg_trigger *cfg)
+{
+	struct trigger *t = xcalloc(1, sizeof(*t));
+	char *err = NULL;
+	size_t i;
+
+	t->d = d;
+	t->name = xstrdup(cfg->name);
+	t->connection = xstrdup(cfg->connection->name);
+	t->mailbox = xstrdup(cfg->mailbox);
+	t->interval = cfg->interval;
+	t->mode = cfg->mode;
+	t->fetch_content = cfg->fetch_content;
+	t->mark_as_read = cfg->mark_as_read;
+	t->nwebhooks = cfg->nwebhooks;
+	t->webhooks = xcalloc(cfg->nwebhooks + 1, sizeof(char *));
+	for (i = 0; i < cfg->nwebhooks; i++)
+		t->webhooks[i] = xstrdup(cfg->webhooks[i]->name);
+	t->start_from = cfg->start_from;
+	t->max_content_size = cfg->max_content_size;
+	t->state = TRIG_STOPPED;
+	t->timer = evtimer_new(d->base, NULL, NULL);
+	str_init(&t->mark_set);
+	if (state_load(d->config->state_dir, t->name, &t->st, &err) < 0) {
+		/* a corrupt file was set aside; an unreadable one is retried at
+		 * each poll rather than overwritten */
+		log_error("trigger %s: %s", t->name, err);
+		free(err);
+	}
+	return t;
+}
+
+void
+trigger_free(struct trigger **tp)
+{
+	struct trigger *t = *tp;
+	size_t i;
+
+	*tp = NULL;
+	if (t == NULL)
+		return;
+	trigger_stop(t);
+	event_free(t->timer);
+	for (i = 0; i < t->nwebhooks; i++)
+		free(t->webhooks[i]);
+	free(t->webhooks);
+	free(t->name);
+	free(t->connection);
+	free(t->mailbox);
+	free(t->put_error);
+	free(t->last_error);
+	str_free(&t->mark_set);
+	trigger_state_clear(&t->st);
+	free(t);
+}
+
+const char *
+trigger_name(const struct trigger *t)
+{
+	return t->name;
+}
+
+bool
+trigger_same(const struct trigger *t, const struct cfg_trigger *cfg)
+{
+	size_t i;
+
+	if (strcmp(t->name, cfg->name) != 0 || strcmp(t->connection, cfg->connection->name) != 0 ||
+	    strcmp(t->mailbox, cfg->mailbox) != 0 || t->interval != cfg->interval ||
+	    t->mode != cfg->mode || t->fetch_content != cfg->fetch_content ||
+	    t->mark_as_read != cfg->mark_as_read || t->start_from != cfg->start_from ||
+	    t->max_content_size != cfg->max_content_size || t->nwebhooks != cfg->nwebhooks)
+		return false;
+	for (i = 0; i < t->nwebhooks; i++)
+		if (strcmp(t->webhooks[i], cfg->webhooks[i]->name) != 0)
+			return false;
+	return true;
+}
+
+void
+trigger_info(const struct trigger *t, struct trigger_info *info_r)
+{
+	memset(info_r, 0, sizeof(*info_r));
+	info_r->name = t->name;
+	info_r->connection = t->connection;
+	info_r->mailbox = t->mailbox;
+	info_r->mode = t->mode == CFG_MODE_IDLE ? "idle" : "poll";
+	info_r->last_poll_at = t->last_poll_at;
+	info_r->last_success_at = t->last_success_at;
+	info_r->last_error = t->last_error;
+	info_r->failing = t->last_error != NULL;
+	info_r->polls_ok = t->polls_ok;
+	info_r->polls_failed = t->polls_failed;
+	info_r->events_queued = t->events_queued;
+	info_r->uidvalidity = t->st.uidvalidity;
+	info_r->last_uid = t->st.last_uid;
+}
+
+static uint32_t
+random_u32(void)
+{
+	uint32_t r = 0;
+
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (uint32_t)random();
+	return r;
+}
+
+static void
+trig_timer_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	struct trigger *t = arg;
+
+	if (t->state == TRIG_WAIT)
+		trig_state(t, TRIG_LEASE);
+}
+
+static void
+trig_schedule(struct trigger *t, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_assign(t->timer, t->d->base, trig_timer_cb, t);
+	evtimer_add(t->timer, &tv);
+}
+
+void
+trigger_start(struct trigger *t)
+{
+	uint64_t spread;
+
+	if (t->mode == CFG_MODE_IDLE)
+		log_info("trigger %s: mode \"idle\" polls every %u s in this version",
+		    t->name, t->interval);
+	t->state = TRIG_WAIT;
+	if (t->d->once) {
+		trig_schedule(t, 0);
+		return;
+	}
+	/* spread the first polls over up to 2 s (or the interval) */
+	spread = (uint64_t)t->interval * 1000u;
+	if (spread > 2000)
+		spread = 2000;
+	trig_schedule(t, random_u32() % (spread + 1));
+}
+
+static void
+trig_release(struct trigger *t, bool reusable)
+{
+	imap_pool_cancel(&t->lease);
+	if (t->conn != NULL) {
+		struct imap_pool *pool = daemon_pool(t->d, t->connection);
+
+		/* the pool may have been replaced by a reload meanwhile */
+		if (pool == t->pool && pool != NULL)
+			imap_pool_release(pool, t->conn, reusable);
+		imap_conn_unref(&t->conn);
+	}
+	t->pool = NULL;
+}
+
+void
+trigger_stop(struct trigger *t)
+{
+	if (t->state == TRIG_STOPPED)
+		return;
+	evtimer_del(t->timer);
+	/* a poll in flight is dropped: nothing unsynced was made durable,
+	 * its commands complete into a connection we no longer hold */
+	trig_release(t, t->pending == 0);
+	t->state = TRIG_STOPPED;
+}
+
+/* commands */
+
+static void
+trig_cmd_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply, void *arg)
+{
+	struct trigger *t = arg;
+
+	t->pending--;
+	if (reply->status != IMAP_STATUS_OK && !t->cmd_failed) {
+		t->cmd_failed = true;
+		t->cmd_err = reply->err;
+		if (reply->status == IMAP_STATUS_NONE)
+			t->cmd_err.kind = reply->err.kind;
+	}
+	if (t->pending == 0)
+		trig_step_done(t);
+}
+
+/* For commands whose failure does not matter (UNSELECT). */
+static void
+trig_cmd_done_optional(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply,
+    void *arg)
+{
+	struct trigger *t = arg;
+
+	t->pending--;
+	if (reply->status == IMAP_STATUS_NONE && !t->cmd_failed) {
+		t->cmd_failed = true;
+		t->cmd_err = reply->err;
+	}
+	if (t->pending == 0)
+		trig_step_done(t);
+}
+
+static void trig_untagged(struct imap_conn *, const struct imap_resp *, void *);
+
+static void
+trig_send(struct trigger *t, struct imap_cmd *cmd, bool optional)
+{
+	t->pending++;
+	imap_cmd_send(cmd, optional ? trig_cmd_done_optional : trig_cmd_done,
+	    trig_untagged, t);
+}
+
+static struct imap_cmd *
+trig_cmd_mailbox(struct trigger *t, const char *verb)
+{
+	struct imap_cmd *cmd = imap_cmd_new(t->conn);
+
+	imap_cmd_add(cmd, verb);
+	imap_cmd_add(cmd, " ");
+	if (imap_cmd_mailbox(cmd, t->mailbox) < 0)
+		imap_cmd_add(cmd, "\"\"");      /* config checked it is UTF-8 */
+	return cmd;
+}
+
+/* events */
+
+static json_t *
+event_base_json(const struct trigger *t, const char *type, const char *id)
+{
+	char ts[21];
+
+	format_iso8601(time(NULL), ts);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", type, "id", id,
+	    "timestamp", ts, "trigger", t->name, "connection", t->connection,
+	    "mailbox", json_str(t->mailbox));
+}
+
+/* Writes body for every webhook of the trigger. Returns 0 or -1 (put_error). */
+static int
+trig_put(struct trigger *t, uint32_t epoch, uint32_t uid, json_t *ev)
+{
+	char *body = json_dumps(ev, JSON_COMPACT), *err = NULL;
+	size_t i;
+	int ret = 0;
+
+	if (body == NULL)
+		abort();        /* jansson only fails on out-of-memory */
+	for (i = 0; i < t->nwebhooks; i++) {
+		if (outbox_put(t->d->outbox, t->webhooks[i], t->name, epoch, uid, body,
+		    strlen(body), &err) < 0) {
+			if (t->put_error == NULL)
+				t->put_error = err;
+			else
+				free(err);
+			ret = -1;
+			break;
+		}
+	}
+	free(body);
+	return ret;
+}
+
+static void
+mark_add(struct trigger *t, uint32_t uid)
+{
+	if (t->mark_hi != 0 && uid == t->mark_hi + 1) {
+		t->mark_hi = uid;
+		return;
+	}
+	if (t->mark_hi != 0) {
+		if (t->mark_set.len > 0)
+			str_append_c(&t->mark_set, ',');
+		if (t->mark_lo == t->mark_hi)
+			str_printf(&t->mark_set, "%u", t->mark_lo);
+		else
+			str_printf(&t->mark_set, "%u:%u", t->mark_lo, t->mark_hi);
+	}
+	t->mark_lo = t->mark_hi = uid;
+}
+
+/* One "* n FETCH (...)" answer of our UID FETCH: an email.new event. */
+static void
+trig_fetch_response(struct trigger *t, const struct imap_resp *resp)
+{
+	const struct imap_arg *items, *flags = NULL, *envelope = NULL, *body = NULL;
+	const char *idate = NULL;
+	uint32_t n, i, uid = 0;
+	uint64_t size = 0;
+	bool have_size = false;
+	json_t *ev, *fl;
+	char id[300], iso[21];
+
+	if (t->uv_mismatch || resp->argc < 1 || !imap_arg_get_list(&resp->args[0], &items, &n))
+		return;
+	for (i = 0; i + 1 < n; i += 2) {
+		const char *key;
+		size_t klen;
+
+		if (!imap_arg_get_astring(&items[i], &key, &klen))
+			continue;
+		if (strcasecmp(key, "UID") == 0)
+			imap_arg_get_u32(&items[i + 1], &uid);
+		else if (strcasecmp(key, "FLAGS") == 0)
+			flags = &items[i + 1];
+		else if (strcasecmp(key, "ENVELOPE") == 0)
+			envelope = &items[i + 1];
+		else if (strcasecmp(key, "INTERNALDATE") == 0)
+			imap_arg_get_nstring(&items[i + 1], &idate, &klen);
+		else if (strcasecmp(key, "RFC822.SIZE") == 0)
+			have_size = imap_arg_get_u64(&items[i + 1], &size) == 0;
+		else if (strncasecmp(key, "BODY[]", 6) == 0)
+			body = &items[i + 1];
+	}
+	/* Not ours: an unsolicited flag update, or the "n:*" answer for a UID
+	 * below n, or one we queued already. */
+	if (uid == 0 || envelope == NULL || uid <= t->st.last_uid || uid < t->win_lo ||
+	    (t->win_hi != 0 && uid > t->win_hi))
+		return;
+
+	snprintf(id, sizeof(id), "%s:%u:%u", t->name, t->st.uidvalidity, uid);
+	ev = event_base_json(t, "email.new", id);
+	json_object_set_new(ev, "uidValidity", json_integer(t->st.uidvalidity));
+	json_object_set_new(ev, "uid", json_integer(uid));
+	fl = json_array();
+	if (flags != NULL) {
+		const struct imap_arg *f;
+		uint32_t nf, k;
+
+		if (imap_arg_get_list(flags, &f, &nf))
+			for (k = 0; k < nf; k++) {
+				const char *s;
+				size_t len;
+
+				/* \Recent belongs to our session, not the message */
+				if (imap_arg_get_astring(&f[k], &s, &len) &&
+				    strcasecmp(s, "\\Recent") != 0)
+					json_array_append_new(fl, json_str_n(s, len));
+			}
+	}
+	json_object_set_new(ev, "flags", fl);
+	json_object_set_new(ev, "size", have_size ? json_integer((json_int_t)size) : json_null());
+	json_object_set_new(ev, "internalDate",
+	    idate != NULL && imap_datetime_to_iso(idate, iso) == 0 ? json_string(iso) : json_null());
+	json_object_set_new(ev, "envelope", envelope_to_json(envelope));
+	if (t->fetch_content) {
+		const char *raw = NULL;
+		size_t len = 0;
+		bool truncated;
+
+		if (body != NULL)
+			imap_arg_get_nstring(body, &raw, &len);
+		truncated = have_size ? size > len : len >= t->max_content_size;
+		json_object_set_new(ev, "content",
+		    mime_content_to_json(raw != NULL ? raw : "", len, truncated));
+	}
+	if (trig_put(t, t->st.epoch, uid, ev) == 0) {
+		t->batch_count++;
+		if (uid > t->batch_max)
+			t->batch_max = uid;
+		if (t->mark_as_read)
+			mark_add(t, uid);
+		log_debug("trigger %s: queued %s", t->name, id);
+	}
+	json_decref(ev);
+}
+
+static void
+trig_untagged(struct imap_conn *conn ATTR_UNUSED, const struct imap_resp *resp, void *arg)
+{
+	struct trigger *t = arg;
+	const struct imap_arg *items;
+	uint32_t n, i, v;
+
+	if (resp->name != NULL && strcmp(resp->name, "STATUS") == 0 && resp->argc >= 2 &&
+	    imap_arg_get_list(&resp->args[1], &items, &n)) {
+		for (i = 0; i + 1 < n; i += 2) {
+			const char *key;
+			size_t klen;
+
+			if (!imap_arg_get_astring(&items[i], &key, &klen) ||
+			    imap_arg_get_u32(&items[i + 1], &v) < 0)
+				continue;
+			if (strcasecmp(key, "UIDNEXT") == 0) {
+				t->s_uidnext = v;
+				t->have_uidnext = true;
+			} else if (strcasecmp(key, "UIDVALIDITY") == 0) {
+				t->s_uidvalidity = v;
+				t->have_uidvalidity = true;
+			} else if (strcasecmp(key, "MESSAGES") == 0) {
+				t->s_messages = v;
+			}
+		}
+		return;
+	}
+	if (t->state == TRIG_FETCH && resp->status == IMAP_STATUS_OK &&
+	    imap_resp_code_u32(resp, "UIDVALIDITY", &v) && v != t->st.uidvalidity) {
+		/* changed between STATUS and SELECT: the next poll resets */
+		t->uv_mismatch = true;
+		return;
+	}
+	if (t->state == TRIG_FETCH && resp->name != NULL && strcmp(resp->name, "FETCH") == 0)
+		trig_fetch_response(t, resp);
+}
+
+/* the steps of a poll */
+
+static void
+trig_send_status(struct trigger *t)
+{
+	const char *sel = imap_conn_selected(t->conn, NULL);
+	struct imap_cmd *cmd;
+
+	t->have_uidnext = t->have_uidvalidity = false;
+	/* STATUS of the selected mailbox may be stale on some servers */
+	if (sel != NULL && strcmp(sel, t->mailbox) == 0 &&
+	    imap_conn_has_cap(t->conn, "UNSELECT")) {
+		cmd = imap_cmd_new(t->conn);
+		imap_cmd_add(cmd, "UNSELECT");
+		trig_send(t, cmd, true);
+		imap_conn_set_selected(t->conn, NULL, false);
+	}
+	cmd = trig_cmd_mailbox(t, "STATUS");
+	imap_cmd_add(cmd, " (UIDNEXT UIDVALIDITY MESSAGES)");
+	trig_send(t, cmd, false);
+}
+
+/* Persists st, or fails the poll. Returns 0 or -1. */
+static int
+trig_save(struct trigger *t)
+{
+	char *err = NULL;
+
+	free(t->st.connection);
+	free(t->st.mailbox);
+	t->st.connection = xstrdup(t->connection);
+	t->st.mailbox = xstrdup(t->mailbox);
+	if (state_save(t->d->config->state_dir, t->name, &t->st, &err) < 0) {
+		trig_fail(t, IMAP_ERR_NONE, "cannot save state: %s", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Makes what the batch put durable, then the state, then deliverable. */
+static int
+trig_commit(struct trigger *t, uint32_t new_last_uid)
+{
+	char *err = NULL;
+
+	if (t->put_error != NULL) {
+		trig_fail(t, IMAP_ERR_NONE, "cannot queue event: %s", t->put_error);
+		return -1;
+	}
+	if (outbox_sync(t->d->outbox, &err) < 0) {
+		trig_fail(t, IMAP_ERR_NONE, "cannot queue event: %s", err);
+		free(err);
+		return -1;
+	}
+	t->st.last_uid = new_last_uid;
+	if (trig_save(t) < 0)
+		return -1;
+	outbox_commit(t->d->outbox);
+	webhook_sender_kick(t->d->sender);
+	return 0;
+}
+
+/* UIDVALIDITY changed: one mailbox.reset event, then a new baseline. */
+static int
+trig_reset(struct trigger *t)
+{
+	json_t *ev;
+	char id[300];
+	uint32_t previous = t->st.uidvalidity;
+
+	log_warn("trigger %s: UIDVALIDITY of %s changed from %u to %u: posting "
+	    "mailbox.reset and starting over (start_from = %s)", t->name, t->mailbox,
+	    previous, t->s_uidvalidity, t->start_from == CFG_START_ALL ? "all" : "now");
+	snprintf(id, sizeof(id), "%s:%u:reset", t->name, t->s_uidvalidity);
+	ev = event_base_json(t, "mailbox.reset", id);
+	json_object_set_new(ev, "uidValidity", json_integer(t->s_uidvalidity));
+	json_object_set_new(ev, "previousUidValidity", json_integer(previous));
+	t->st.epoch++;
+	t->st.uidvalidity = t->s_uidvalidity;
+	trig_put(t, t->st.epoch, 0, ev);
+	json_decref(ev);
+	t->events_queued++;
+	return trig_commit(t, t->start_from == CFG_START_ALL ? 0 : t->s_uidnext - 1);
+}
+
+static void
+trig_send_fetch(struct trigger *t)
+{
+	struct imap_cmd *cmd;
+	const char *sel;
+	bool ro;
+
+	sel = imap_conn_selected(t->conn, &ro);
+	if (sel == NULL || strcmp(sel, t->mailbox) != 0 || (ro && t->mark_as_read)) {
+		cmd = trig_cmd_mailbox(t, t->mark_as_read ? "SELECT" : "EXAMINE");
+		trig_send(t, cmd, false);
+		imap_conn_set_selected(t->conn, t->mailbox, !t->mark_as_read);
+	}
+	t->win_lo = t->cursor;
+	if (t->have_uidnext && t->s_uidnext > t->cursor &&
+	    t->s_uidnext - t->cursor > TRIGGER_BATCH)
+		t->win_hi = t->cursor + TRIGGER_BATCH - 1;
+	else
+		t->win_hi = 0;
+	t->batch_max = 0;
+	t->batch_count = 0;
+	str_reset(&t->mark_set);
+	t->mark_lo = t->mark_hi = 0;
+	cmd = imap_cmd_new(t->conn);
+	if (t->win_hi != 0)
+		imap_cmd_addf(cmd, "UID FETCH %u:%u", t->win_lo, t->win_hi);
+	else
+		imap_cmd_addf(cmd, "UID FETCH %u:*", t->win_lo);
+	imap_cmd_add(cmd, " (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE");
+	if (t->fetch_content)
+		imap_cmd_addf(cmd, " BODY.PEEK[]<0.%zu>", t->max_content_size);
+	imap_cmd_add(cmd, ")");
+	trig_send(t, cmd, false);
+}
+
+/* STATUS is in: baseline, reset, nothing new, or fetch. */
+static void
+trig_status_done(struct trigger *t)
+{
+	bool fresh;
+
+	if (!t->have_uidnext || !t->have_uidvalidity) {
+		trig_fail(t, IMAP_ERR_PROTOCOL, "STATUS %s gave no UIDNEXT/UIDVALIDITY",
+		    t->mailbox);
+		return;
+	}
+	fresh = !t->st.exists || t->st.mailbox == NULL || t->st.connection == NULL ||
+	    strcmp(t->st.mailbox, t->mailbox) != 0 || strcmp(t->st.connection, t->connection) != 0;
+	if (fresh) {
+		if (t->st.exists)
+			log_info("trigger %s: now watches %s on %s; starting over", t->name,
+			    t->mailbox, t->connection);
+		t->st.epoch = t->st.exists ? t->st.epoch + 1 : 1;
+		t->st.exists = true;
+		t->st.uidvalidity = t->s_uidvalidity;
+		t->st.last_uid = t->start_from == CFG_START_ALL ? 0 : t->s_uidnext - 1;
+		if (trig_save(t) < 0)
+			return;
+		log_info("trigger %s: watching %s (UIDVALIDITY %u), %s", t->name, t->mailbox,
+		    t->s_uidvalidity, t->start_from == CFG_START_ALL ?
+		    "queueing every message already there" : "new mail from now on");
+	} else if (t->st.uidvalidity != t->s_uidvalidity) {
+		if (trig_reset(t) < 0)
+			return;
+	}
+	if (t->s_uidnext > 0 && t->s_uidnext - 1 <= t->st.last_uid) {
+		trig_state(t, TRIG_CLOSE);      /* nothing new: one round trip */
+		return;
+	}
+	t->cursor = t->st.last_uid + 1;
+	t->uv_mismatch = false;
+	trig_state(t, TRIG_FETCH);
+}
+
+static void
+trig_fetch_done(struct trigger *t)
+{
+	uint32_t last = t->st.last_uid;
+
+	if (t->uv_mismatch) {
+		free(t->put_error);
+		t->put_error = NULL;
+		trig_fail(t, IMAP_ERR_NONE, "UIDVALIDITY of %s changed during the poll",
+		    t->mailbox);
+		return;
+	}
+	if (t->batch_count > 0) {
+		if (trig_commit(t, t->batch_max > last ? t->batch_max : last) < 0)
+			return;
+		t->events_queued += t->batch_count;
+		log_info("trigger %s: queued %u new email%s (up to UID %u)", t->name,
+		    t->batch_count, t->batch_count == 1 ? "" : "s", t->st.last_uid);
+		if (t->mark_as_read) {
+			mark_add(t, 0);         /* flush the last range */
+			trig_state(t, TRIG_MARK);
+			return;
+		}
+	}
+	/* next window, if the backlog goes on */
+	if (t->win_hi != 0 && t->have_uidnext && t->win_hi + 1 < t->s_uidnext) {
+		t->cursor = t->win_hi + 1;
+		trig_state(t, TRIG_FETCH);
+		return;
+	}
+	trig_state(t, TRIG_CLOSE);
+}
+
+/* sysexits.h code for --once */
+static int
+exit_code_of(enum imap_err kind)
+{
+	switch (kind) {
+	case IMAP_ERR_NONE: return 74;          /* EX_IOERR: the state dir */
+	case IMAP_ERR_NO:
+	case IMAP_ERR_BAD: return 1;
+	case IMAP_ERR_AUTH: return 77;
+	default: return 69;
+	}
+}
+
+static void
+trig_poll_end(struct trigger *t, bool ok)
+{
+	uint64_t ms;
+	unsigned cap;
+
+	metrics_observe_poll(&t->d->metrics,
+	    (double)(monotonic_us() - t->poll_start_us) / 1e6);
+	if (ok) {
+		if (t->failures > 0)
+			log_info("trigger %s: polling works again after %u failure%s",
+			    t->name, t->failures, t->failures == 1 ? "" : "s");
+		t->failures = 0;
+		free(t->last_error);
+		t->last_error = NULL;
+		t->last_success_at = time(NULL);
+		t->polls_ok++;
+		ms = (uint64_t)t->interval * 1000u;
+		/* +-5% so that triggers drift apart */
+		ms = ms * (950u + random_u32() % 101u) / 1000u;
+	} else {
+		t->failures++;
+		t->polls_failed++;
+		cap = t->last_err_kind == IMAP_ERR_AUTH ? t->d->config->auth_backoff_max :
+		    t->d->config->poll_backoff_max;
+		ms = backoff_delay_ms(t->failures, cap);
+		if (!t->d->once)
+			log_warn("trigger %s: poll failed: %s (retry in %.1f s)", t->name,
+			    t->last_error, (double)ms / 1000.0);
+		else
+			log_error("trigger %s: poll failed: %s", t->name, t->last_error);
+	}
+	t->state = TRIG_WAIT;
+	if (t->d->once) {
+		t->state = TRIG_STOPPED;
+		daemon_once_trigger_done(t->d, ok ? 0 : exit_code_of(t->last_err_kind));
+		return;
+	}
+	trig_schedule(t, ms);
+}
+
+/* Fails the poll; the connection is given back once our commands are in. */
+static void
+trig_fail(struct trigger *t, enum imap_err kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(t->last_error);
+	va_start(ap, fmt);
+	t->last_error = xvasprintf(fmt, ap);
+	va_end(ap);
+	t->last_err_kind = kind;
+	free(t->put_error);
+	t->put_error = NULL;
+	if (t->pending > 0) {
+		t->state = TRIG_ABORT;
+		return;
+	}
+	trig_release(t, !imap_err_is_conn(kind));
+	trig_poll_end(t, false);
+}
+
+static void
+trig_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
+{
+	struct trigger *t = arg;
+
+	t->lease = NULL;
+	if (conn == NULL) {
+		t->pool = NULL;
+		trig_fail(t, err->kind, "%s", err->msg);
+		return;
+	}
+	imap_conn_ref(conn);
+	t->conn = conn;
+	trig_state(t, TRIG_STATUS);
+}
+
+/* The state function: entering a state sends that state's commands. */
+static void
+trig_state(struct trigger *t, enum trig_state next)
+{
+	struct imap_cmd *cmd;
+	const char *sel;
+	bool ro;
+
+	log_debug("trigger %s: %s -> %s", t->name, strstate[t->state], strstate[next]);
+	t->state = next;
+	switch (next) {
+	case TRIG_WAIT:
+	case TRIG_STOPPED:
+	case TRIG_ABORT:
+		break;
+	case TRIG_LEASE:
+		t->poll_start_us = monotonic_us();
+		t->last_poll_at = time(NULL);
+		t->cmd_failed = false;
+		t->pool = daemon_pool(t->d, t->connection);
+		if (t->pool == NULL) {
+			trig_fail(t, IMAP_ERR_CONNECT, "connection %s is not configured",
+			    t->connection);
+			return;
+		}
+		t->lease = imap_pool_lease(t->pool, trig_lease_cb, t);
+		break;
+	case TRIG_STATUS:
+		trig_send_status(t);
+		break;
+	case TRIG_FETCH:
+		trig_send_fetch(t);
+		break;
+	case TRIG_MARK:
+		cmd = imap_cmd_new(t->conn);
+		imap_cmd_addf(cmd, "UID STORE %s +FLAGS.SILENT (\\Seen)", t->mark_set.data);
+		trig_send(t, cmd, true);
+		break;
+	case TRIG_CLOSE:
+		sel = imap_conn_selected(t->conn, &ro);
+		if (sel == NULL || (!ro && !imap_conn_has_cap(t->conn, "UNSELECT"))) {
+			/* never CLOSE a read-write mailbox: it would expunge */
+			trig_release(t, true);
+			trig_poll_end(t, true);
+			break;
+		}
+		cmd = imap_cmd_new(t->conn);
+		imap_cmd_add(cmd, imap_conn_has_cap(t->conn, "UNSELECT") ? "UNSELECT" : "CLOSE");
+		imap_conn_set_selected(t->conn, NULL, false);
+		trig_send(t, cmd, true);
+		break;
+	}
+}
+
+/* Every command of the current state has completed. */
+static void
+trig_step_done(struct trigger *t)
+{
+	bool failed = t->cmd_failed;
+
+	t->cmd_failed = false;
+	if (t->state == TRIG_ABORT) {
+		trig_release(t, !imap_err_is_conn(t->last_err_kind) && !failed);
+		trig_poll_end(t, false);
+		return;
+	}
+	if (t->state == TRIG_STOPPED)
+		return;
+	if (failed) {
+		if (t->state == TRIG_FETCH || t->state == TRIG_STATUS)
+			imap_conn_set_selected(t->conn, NULL, false);
+		trig_fail(t, t->cmd_err.kind, "%s %s: %s", t->state == TRIG_STATUS ?
+		    "STATUS" : strstate[t->state], t->mailbox, t->cmd_err.msg);
+		return;
+	}
+	switch (t->state) {
+	case TRIG_STATUS:
+		trig_status_done(t);
+		break;
+	case TRIG_FETCH:
+		trig_fetch_done(t);
+		break;
+	case TRIG_MARK:
+		/* \Seen is best effort: the events are queued already */
+		if (t->win_hi != 0 && t->have_uidnext && t->win_hi + 1 < t->s_uidnext) {
+			t->cursor = t->win_hi + 1;
+			trig_state(t, TRIG_FETCH);
+		} else {
+			trig_state(t, TRIG_CLOSE);
+		}
+		break;
+	case TRIG_CLOSE:
+		trig_release(t, true);
+		trig_poll_end(t, true);
+		break;
+	default:
+		break;
+	}
+}

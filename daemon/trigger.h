@@ -1,0 +1,52 @@
+/*
+ * trigger: the "New Emails" trigger of one mailbox. A poll is a small state
+ * machine on a leased pooled connection (one enum, one state function, one
+ * completion callback, after OpenSMTPD's smtp_client.c):
+ *
+ *   wait -> lease -> status --(nothing new)--> done -> wait
+ *                      |
+ *                      +--> fetch (EXAMINE/SELECT + UID FETCH, batch by
+ *                           batch: queue, sync, save state, commit)
+ *                           -> mark (UID STORE +FLAGS.SILENT \Seen)
+ *                           -> close (UNSELECT) -> done -> wait
+ *
+ * Any failure is logged, counted, shown in /healthz and retried after a
+ * capped exponential back-off, for ever.
+ */
+#ifndef IMAPHOOKD_TRIGGER_H
+#define IMAPHOOKD_TRIGGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "state.h"
+
+struct daemon;
+
+struct trigger_info {
+	const char *name, *connection, *mailbox, *mode;
+	time_t last_poll_at;            /* 0: never */
+	time_t last_success_at;         /* 0: never */
+	const char *last_error;         /* NULL when the last poll succeeded */
+	bool failing;
+	uint64_t polls_ok, polls_failed, events_queued;
+	uint32_t uidvalidity, last_uid;
+};
+
+/* Creates the trigger of cfg (copied) and loads its persisted state. */
+struct trigger *trigger_new(struct daemon *d, const struct cfg_trigger *cfg);
+void trigger_free(struct trigger **t);
+/* Schedules the first poll (immediately with --once, else after a small
+ * random delay so that triggers do not fire together). */
+void trigger_start(struct trigger *t);
+/* Stops polling: a poll in progress is abandoned (nothing half-done is
+ * persisted: what was not synced is fetched again next time). */
+void trigger_stop(struct trigger *t);
+const char *trigger_name(const struct trigger *t);
+/* True when cfg describes this trigger exactly (reload keeps it). */
+bool trigger_same(const struct trigger *t, const struct cfg_trigger *cfg);
+void trigger_info(const struct trigger *t, struct trigger_info *info_r);
+
+#endif
