@@ -1,9 +1,6 @@
 /* imap_conn: see imap_conn.h */
-#include "imap_conn.h"
+#include "imap_conn_private.h"
 
-#include <sys/queue.h>
-
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,68 +13,9 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/x509v3.h>
 
-#include "imap_utf7.h"
 #include "log.h"
 #include "util.h"
-
-/* One piece of a command: bytes to write, then maybe wait for "+". */
-struct imap_seg {
-	struct str data;
-	bool wait_cont;
-};
-
-struct imap_cmd {
-	struct imap_conn *conn;
-	TAILQ_ENTRY(imap_cmd) entry;
-	char tag[16];
-	struct imap_seg *segs;
-	size_t nsegs;
-	size_t next_seg;        /* next segment to write */
-	bool secret;
-	bool internal;          /* a set-up step of the connection itself */
-	imap_done_cb *done;
-	imap_untagged_cb *untagged;
-	void *arg;
-};
-TAILQ_HEAD(imap_cmd_list, imap_cmd);
-
-struct imap_conn {
-	int refs;
-	enum imap_conn_state state;
-	char *name;
-	const struct cfg_connection *cfg;
-	struct event_base *base;
-	struct evdns_base *dns;
-	SSL_CTX *ssl_ctx;
-	SSL *ssl;               /* owned by the bufferevent once handed over */
-	struct bufferevent *bev;
-	struct imap_parser *parser;
-	struct event *timer;    /* connect/greeting/command time-out */
-
-	struct imap_cmd_list queued;    /* not yet (fully) written */
-	struct imap_cmd_list sent;      /* written, awaiting the tagged answer */
-	struct imap_cmd *waiting_cont;  /* holds the queue until "+" */
-	unsigned next_tag;
-
-	char **caps;
-	size_t ncaps;
-	bool preauth;
-	char *bye;              /* text of an untagged BYE */
-	char *selected;
-	bool selected_ro;
-	uint64_t last_used;
-	bool dispatching;
-
-	imap_conn_cb *ready_cb;
-	void *ready_arg;
-	imap_conn_cb *lost_cb;
-	void *lost_arg;
-	imap_untagged_cb *unsolicited_cb;
-	void *unsolicited_arg;
-};
 
 static const char *const strstate[] = {
 	[IMAP_CONN_INIT] = "init",
@@ -100,7 +38,6 @@ static void conn_flush(struct imap_conn *);
 static void conn_read_cb(struct bufferevent *, void *);
 static void conn_event_cb(struct bufferevent *, short, void *);
 static void conn_internal_done(struct imap_conn *, const struct imap_reply *, void *);
-static void cmd_free(struct imap_cmd *);
 
 /* errors */
 
@@ -138,151 +75,6 @@ bool
 imap_err_is_conn(enum imap_err kind)
 {
 	return kind != IMAP_ERR_NONE && kind != IMAP_ERR_NO && kind != IMAP_ERR_BAD;
-}
-
-/* TLS */
-
-static void
-tls_errstr(char *buf, size_t size)
-{
-	unsigned long e, last = 0;
-
-	while ((e = ERR_get_error()) != 0)
-		last = e;
-	if (last == 0)
-		snprintf(buf, size, "unknown error");
-	else
-		ERR_error_string_n(last, buf, size);
-}
-
-SSL_CTX *
-imap_tls_ctx_new(const struct cfg_connection *cfg, struct imap_error *err)
-{
-	SSL_CTX *ctx;
-	char ebuf[256];
-
-	ERR_clear_error();
-	ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx == NULL)
-		goto fail;
-	if (!SSL_CTX_set_min_proto_version(ctx, cfg->min_tls_version) ||
-	    !SSL_CTX_set_max_proto_version(ctx, cfg->max_tls_version))
-		goto fail;
-	/* OpenSSL 3 refuses TLS 1.0/1.1 (SHA-1 signatures) above level 0:
-	 * when the operator asked for them, make them really work. */
-	if (cfg->min_tls_version < TLS1_2_VERSION) {
-		SSL_CTX_set_security_level(ctx, 0);
-		if (!SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0"))
-			goto fail;
-	}
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (cfg->tls_verify) {
-		if (!SSL_CTX_set_default_verify_paths(ctx))
-			goto fail;
-		if (cfg->ca_file != NULL &&
-		    !SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)) {
-			tls_errstr(ebuf, sizeof(ebuf));
-			imap_error_set(err, IMAP_ERR_TLS, "cannot load ca_file %s: %s",
-			    cfg->ca_file, ebuf);
-			SSL_CTX_free(ctx);
-			return NULL;
-		}
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	} else {
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	}
-	return ctx;
-fail:
-	tls_errstr(ebuf, sizeof(ebuf));
-	imap_error_set(err, IMAP_ERR_TLS, "TLS set-up failed: %s", ebuf);
-	SSL_CTX_free(ctx);
-	return NULL;
-}
-
-static SSL *
-conn_ssl_new(struct imap_conn *conn, struct imap_error *err)
-{
-	const char *host = conn->cfg->host;
-	unsigned char addr[16];
-	bool is_ip;
-	SSL *ssl;
-	char ebuf[256];
-
-	ERR_clear_error();
-	ssl = SSL_new(conn->ssl_ctx);
-	if (ssl == NULL)
-		goto fail;
-	is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
-	if (!is_ip && !SSL_set_tlsext_host_name(ssl, host))
-		goto fail;
-	if (conn->cfg->tls_verify) {
-		if (is_ip) {
-			X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-
-			if (!X509_VERIFY_PARAM_set1_ip_asc(vp, host))
-				goto fail;
-		} else if (!SSL_set1_host(ssl, host)) {
-			goto fail;
-		}
-	}
-	return ssl;
-fail:
-	tls_errstr(ebuf, sizeof(ebuf));
-	imap_error_set(err, IMAP_ERR_TLS, "TLS set-up failed: %s", ebuf);
-	SSL_free(ssl);
-	return NULL;
-}
-
-/* After a handshake: refuse a finite-field DH key exchange that is smaller
- * than min_dh_size. Returns 0 or -1 with err set. */
-static int
-conn_check_dh(struct imap_conn *conn, struct imap_error *err)
-{
-	EVP_PKEY *key = NULL;
-	int bits;
-
-	if (conn->ssl == NULL || !SSL_get_peer_tmp_key(conn->ssl, &key))
-		return 0;
-	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_DH) {
-		bits = EVP_PKEY_get_bits(key);
-		if (bits < (int)conn->cfg->min_dh_size) {
-			EVP_PKEY_free(key);
-			imap_error_set(err, IMAP_ERR_TLS,
-			    "server's DH key exchange is %d bits, below min_dh_size %u",
-			    bits, conn->cfg->min_dh_size);
-			return -1;
-		}
-	}
-	EVP_PKEY_free(key);
-	return 0;
-}
-
-/* Describes why a TLS handshake failed. */
-static void
-conn_tls_failure(struct imap_conn *conn, struct imap_error *err)
-{
-	char ebuf[256];
-	unsigned long e;
-	long vr;
-
-	vr = conn->ssl != NULL ? SSL_get_verify_result(conn->ssl) : X509_V_OK;
-	if (vr != X509_V_OK) {
-		ERR_clear_error();
-		imap_error_set(err, IMAP_ERR_TLS, "TLS handshake with %s:%u failed: "
-		    "certificate verify failed: %s", conn->cfg->host, conn->cfg->port,
-		    X509_verify_cert_error_string(vr));
-		return;
-	}
-	e = bufferevent_get_openssl_error(conn->bev);
-	if (e != 0) {
-		ERR_error_string_n(e, ebuf, sizeof(ebuf));
-		while (bufferevent_get_openssl_error(conn->bev) != 0)
-			;
-	} else {
-		tls_errstr(ebuf, sizeof(ebuf));
-	}
-	imap_error_set(err, IMAP_ERR_TLS, "TLS handshake with %s:%u failed: %s",
-	    conn->cfg->host, conn->cfg->port, ebuf);
 }
 
 /* life cycle */
@@ -545,156 +337,6 @@ conn_timer_update(struct imap_conn *conn)
 		evtimer_del(conn->timer);
 }
 
-/* commands */
-
-struct imap_cmd *
-imap_cmd_new(struct imap_conn *conn)
-{
-	struct imap_cmd *cmd = xcalloc(1, sizeof(*cmd));
-
-	cmd->conn = conn;
-	cmd->segs = xcalloc(1, sizeof(*cmd->segs));
-	cmd->nsegs = 1;
-	str_init(&cmd->segs[0].data);
-	return cmd;
-}
-
-static struct str *
-cmd_cur(struct imap_cmd *cmd)
-{
-	return &cmd->segs[cmd->nsegs - 1].data;
-}
-
-void
-imap_cmd_add(struct imap_cmd *cmd, const char *text)
-{
-	str_append(cmd_cur(cmd), text);
-}
-
-void
-imap_cmd_addf(struct imap_cmd *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	str_vprintf(cmd_cur(cmd), fmt, ap);
-	va_end(ap);
-}
-
-void
-imap_cmd_literal(struct imap_cmd *cmd, const void *data, size_t len)
-{
-	bool plus = imap_conn_has_cap(cmd->conn, "LITERAL+");
-
-	if (plus) {
-		str_printf(cmd_cur(cmd), "{%zu+}\r\n", len);
-		str_append_n(cmd_cur(cmd), data, len);
-		return;
-	}
-	str_printf(cmd_cur(cmd), "{%zu}\r\n", len);
-	cmd->segs[cmd->nsegs - 1].wait_cont = true;
-	cmd->segs = xreallocarray(cmd->segs, cmd->nsegs + 1, sizeof(*cmd->segs));
-	cmd->nsegs++;
-	cmd->segs[cmd->nsegs - 1].wait_cont = false;
-	str_init(cmd_cur(cmd));
-	str_append_n(cmd_cur(cmd), data, len);
-}
-
-static bool
-is_atom_char(unsigned char c)
-{
-	if (c <= 0x20 || c >= 0x7f)
-		return false;
-	return strchr("(){%*\"\\]", c) == NULL;
-}
-
-void
-imap_cmd_astring(struct imap_cmd *cmd, const char *s, size_t len)
-{
-	bool atom = len > 0, quotable = true;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!is_atom_char(c))
-			atom = false;
-		if (c < 0x20 || c >= 0x7f)
-			quotable = false;
-	}
-	if (atom && !(len == 3 && strncasecmp(s, "NIL", 3) == 0)) {
-		str_append_n(cmd_cur(cmd), s, len);
-	} else if (quotable) {
-		str_append_c(cmd_cur(cmd), '"');
-		for (i = 0; i < len; i++) {
-			if (s[i] == '"' || s[i] == '\\')
-				str_append_c(cmd_cur(cmd), '\\');
-			str_append_c(cmd_cur(cmd), s[i]);
-		}
-		str_append_c(cmd_cur(cmd), '"');
-	} else {
-		imap_cmd_literal(cmd, s, len);
-	}
-}
-
-int
-imap_cmd_mailbox(struct imap_cmd *cmd, const char *utf8)
-{
-	char *wire;
-
-	if (strcasecmp(utf8, "INBOX") == 0) {
-		imap_cmd_add(cmd, "INBOX");
-		return 0;
-	}
-	wire = imap_utf8_to_utf7(utf8);
-	if (wire == NULL)
-		return -1;
-	imap_cmd_astring(cmd, wire, strlen(wire));
-	free(wire);
-	return 0;
-}
-
-void
-imap_cmd_secret(struct imap_cmd *cmd)
-{
-	cmd->secret = true;
-}
-
-static void
-cmd_free(struct imap_cmd *cmd)
-{
-	size_t i;
-
-	for (i = 0; i < cmd->nsegs; i++)
-		str_free(&cmd->segs[i].data);
-	free(cmd->segs);
-	free(cmd);
-}
-
-void
-imap_cmd_discard(struct imap_cmd **cmdp)
-{
-	if (*cmdp != NULL)
-		cmd_free(*cmdp);
-	*cmdp = NULL;
-}
-
-/* The verb (and for non-secret commands the first line) for debug logs. */
-static void
-cmd_log(struct imap_conn *conn, const struct imap_cmd *cmd)
-{
-	const struct str *s = &cmd->segs[0].data;
-	size_t n;
-
-	if (log_get_level() < LOG_LEVEL_DEBUG)
-		return;
-	n = strcspn(s->data != NULL ? s->data : "", cmd->secret ? " \r" : "\r");
-	if (n > 200)
-		n = 200;
-	log_debug("%s: C: %s %.*s%s", conn->name, cmd->tag, (int)n,
-	    s->data != NULL ? s->data : "", cmd->secret ? " <secret>" : "");
-}
-
 static void
 cmd_deferred_fail_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
 {
@@ -706,7 +348,7 @@ cmd_deferred_fail_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, voi
 	    conn->name);
 	if (cmd->done != NULL)
 		cmd->done(conn, &reply, cmd->arg);
-	cmd_free(cmd);
+	imap_cmd_free(cmd);
 	imap_conn_unref(&conn);
 }
 
@@ -719,7 +361,7 @@ imap_cmd_send(struct imap_cmd *cmd, imap_done_cb *done, imap_untagged_cb *untagg
 	cmd->untagged = untagged;
 	cmd->arg = arg;
 	snprintf(cmd->tag, sizeof(cmd->tag), "A%u", conn->next_tag++);
-	str_append(cmd_cur(cmd), "\r\n");
+	imap_cmd_add(cmd, "\r\n");
 	if (conn->state == IMAP_CONN_CLOSED || conn->state == IMAP_CONN_LOGOUT ||
 	    conn->bev == NULL) {
 		imap_conn_ref(conn);
@@ -769,7 +411,7 @@ conn_flush(struct imap_conn *conn)
 	    (cmd = TAILQ_FIRST(&conn->queued)) != NULL) {
 		TAILQ_REMOVE(&conn->queued, cmd, entry);
 		TAILQ_INSERT_TAIL(&conn->sent, cmd, entry);
-		cmd_log(conn, cmd);
+		imap_cmd_log(conn, cmd);
 		bufferevent_write(conn->bev, cmd->tag, strlen(cmd->tag));
 		bufferevent_write(conn->bev, " ", 1);
 		while (cmd->next_seg < cmd->nsegs) {
@@ -818,7 +460,7 @@ cmd_complete(struct imap_conn *conn, struct imap_cmd *cmd, const struct imap_rep
 		conn->waiting_cont = NULL;
 	if (cmd->done != NULL)
 		cmd->done(conn, reply, cmd->arg);
-	cmd_free(cmd);
+	imap_cmd_free(cmd);
 }
 
 /* Fails the connection: every pending command completes with err, and the
@@ -848,7 +490,7 @@ conn_fail(struct imap_conn *conn, const struct imap_error *err)
 		else
 			TAILQ_REMOVE(&conn->queued, cmd, entry);
 		if (cmd->internal)
-			cmd_free(cmd);
+			imap_cmd_free(cmd);
 		else
 			cmd_complete(conn, cmd, &reply);
 	}
@@ -904,19 +546,14 @@ conn_start_auth(struct imap_conn *conn)
 			imap_cmd_add(cmd, b64);
 		} else {
 			/* the response goes after the server's "+" */
-			imap_cmd_add(cmd, "AUTHENTICATE PLAIN");
-			cmd->segs[0].wait_cont = true;
-			cmd->segs = xreallocarray(cmd->segs, 2, sizeof(*cmd->segs));
-			cmd->nsegs = 2;
-			cmd->segs[1].wait_cont = false;
-			str_init(&cmd->segs[1].data);
-			str_append(&cmd->segs[0].data, "\r\n");
-			str_append(&cmd->segs[1].data, b64);
+			imap_cmd_add(cmd, "AUTHENTICATE PLAIN\r\n");
+			imap_cmd_break(cmd);
+			imap_cmd_add(cmd, b64);
 		}
 		explicit_bzero(b64, strlen(b64));
 		free(b64);
 	} else if (imap_conn_has_cap(conn, "LOGINDISABLED")) {
-		cmd_free(cmd);
+		imap_cmd_free(cmd);
 		imap_error_set(&err, IMAP_ERR_AUTH, "%s: the server disables LOGIN and "
 		    "offers no AUTH=PLAIN%s", conn->name,
 		    conn->ssl == NULL ? " (try secure = true or starttls = true)" : "");
@@ -979,7 +616,7 @@ conn_state(struct imap_conn *conn, enum imap_conn_state next)
 	case IMAP_CONN_TLS_HANDSHAKE: {
 		struct bufferevent *tls;
 
-		conn->ssl = conn_ssl_new(conn, &err);
+		conn->ssl = imap_tls_new_ssl(conn, &err);
 		if (conn->ssl == NULL) {
 			conn_fail(conn, &err);
 			return;
@@ -1208,7 +845,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	int dnserr;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		if (conn_check_dh(conn, &err) < 0) {
+		if (imap_tls_check_dh(conn, &err) < 0) {
 			conn_fail(conn, &err);
 			return;
 		}
@@ -1229,7 +866,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		} else if (conn->ssl != NULL && (bufferevent_get_openssl_error(bev) != 0 ||
 		    SSL_get_verify_result(conn->ssl) != X509_V_OK ||
 		    conn->state == IMAP_CONN_TLS_HANDSHAKE)) {
-			conn_tls_failure(conn, &err);
+			imap_tls_describe_failure(conn, &err);
 		} else if (errno != 0 && (what & BEV_EVENT_ERROR)) {
 			imap_error_set(&err, IMAP_ERR_CONNECT, "cannot connect to %s:%u: %s",
 			    conn->cfg->host, conn->cfg->port, strerror(errno));
@@ -1268,7 +905,7 @@ imap_conn_connect(struct imap_conn *conn, imap_conn_cb *ready_cb, void *arg)
 			imap_error_set(&err, IMAP_ERR_TLS, "%s: no TLS context", conn->name);
 			goto fail;
 		}
-		conn->ssl = conn_ssl_new(conn, &err);
+		conn->ssl = imap_tls_new_ssl(conn, &err);
 		if (conn->ssl == NULL)
 			goto fail;
 		conn->bev = bufferevent_openssl_socket_new(conn->base, -1, conn->ssl,

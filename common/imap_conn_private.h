@@ -1,0 +1,86 @@
+/*
+ * imap_conn_private: what imap_conn.c, imap_cmd.c and imap_tls.c share.
+ * Nothing outside those three files includes this.
+ */
+#ifndef IMAPHOOK_IMAP_CONN_PRIVATE_H
+#define IMAPHOOK_IMAP_CONN_PRIVATE_H
+
+#include <sys/queue.h>
+
+#include <event2/bufferevent.h>
+
+#include "imap_conn.h"
+#include "util.h"
+
+/* One piece of a command: bytes to write, then maybe wait for "+". */
+struct imap_seg {
+	struct str data;
+	bool wait_cont;
+};
+
+struct imap_cmd {
+	struct imap_conn *conn;
+	TAILQ_ENTRY(imap_cmd) entry;
+	char tag[16];
+	struct imap_seg *segs;
+	size_t nsegs;
+	size_t next_seg;        /* next segment to write */
+	bool secret;
+	bool internal;          /* a set-up step of the connection itself */
+	imap_done_cb *done;
+	imap_untagged_cb *untagged;
+	void *arg;
+};
+TAILQ_HEAD(imap_cmd_list, imap_cmd);
+
+struct imap_conn {
+	int refs;
+	enum imap_conn_state state;
+	char *name;
+	const struct cfg_connection *cfg;
+	struct event_base *base;
+	struct evdns_base *dns;
+	SSL_CTX *ssl_ctx;
+	SSL *ssl;               /* owned by the bufferevent once handed over */
+	struct bufferevent *bev;
+	struct imap_parser *parser;
+	struct event *timer;    /* connect/greeting/command time-out */
+
+	struct imap_cmd_list queued;    /* not yet (fully) written */
+	struct imap_cmd_list sent;      /* written, awaiting the tagged answer */
+	struct imap_cmd *waiting_cont;  /* holds the queue until "+" */
+	unsigned next_tag;
+
+	char **caps;
+	size_t ncaps;
+	bool preauth;
+	char *bye;              /* text of an untagged BYE */
+	char *selected;
+	bool selected_ro;
+	uint64_t last_used;
+	bool dispatching;
+
+	imap_conn_cb *ready_cb;
+	void *ready_arg;
+	imap_conn_cb *lost_cb;
+	void *lost_arg;
+	imap_untagged_cb *unsolicited_cb;
+	void *unsolicited_arg;
+};
+
+/* imap_cmd.c */
+/* Ends the current segment: what follows waits for the server's "+". */
+void imap_cmd_break(struct imap_cmd *cmd);
+void imap_cmd_free(struct imap_cmd *cmd);
+/* Debug log of a command being sent (secrets masked). */
+void imap_cmd_log(struct imap_conn *conn, const struct imap_cmd *cmd);
+
+/* imap_tls.c */
+/* A new SSL for conn: SNI and host name (or IP) verification. */
+SSL *imap_tls_new_ssl(struct imap_conn *conn, struct imap_error *err);
+/* After the handshake: refuse finite-field DH below min_dh_size. 0 or -1. */
+int imap_tls_check_dh(struct imap_conn *conn, struct imap_error *err);
+/* Why the handshake on conn failed, into err. */
+void imap_tls_describe_failure(struct imap_conn *conn, struct imap_error *err);
+
+#endif

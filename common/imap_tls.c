@@ -1,0 +1,153 @@
+/* imap_tls: the TLS side of imap_conn (OpenSSL through libevent) */
+#include "imap_conn_private.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+static void
+tls_errstr(char *buf, size_t size)
+{
+	unsigned long e, last = 0;
+
+	while ((e = ERR_get_error()) != 0)
+		last = e;
+	if (last == 0)
+		snprintf(buf, size, "unknown error");
+	else
+		ERR_error_string_n(last, buf, size);
+}
+
+SSL_CTX *
+imap_tls_ctx_new(const struct cfg_connection *cfg, struct imap_error *err)
+{
+	SSL_CTX *ctx;
+	char ebuf[256];
+
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL)
+		goto fail;
+	if (!SSL_CTX_set_min_proto_version(ctx, cfg->min_tls_version) ||
+	    !SSL_CTX_set_max_proto_version(ctx, cfg->max_tls_version))
+		goto fail;
+	/* OpenSSL 3 refuses TLS 1.0/1.1 (SHA-1 signatures) above level 0:
+	 * when the operator asked for them, make them really work. */
+	if (cfg->min_tls_version < TLS1_2_VERSION) {
+		SSL_CTX_set_security_level(ctx, 0);
+		if (!SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0"))
+			goto fail;
+	}
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (cfg->tls_verify) {
+		if (!SSL_CTX_set_default_verify_paths(ctx))
+			goto fail;
+		if (cfg->ca_file != NULL &&
+		    !SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)) {
+			tls_errstr(ebuf, sizeof(ebuf));
+			imap_error_set(err, IMAP_ERR_TLS, "cannot load ca_file %s: %s",
+			    cfg->ca_file, ebuf);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	return ctx;
+fail:
+	tls_errstr(ebuf, sizeof(ebuf));
+	imap_error_set(err, IMAP_ERR_TLS, "TLS set-up failed: %s", ebuf);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL *
+imap_tls_new_ssl(struct imap_conn *conn, struct imap_error *err)
+{
+	const char *host = conn->cfg->host;
+	unsigned char addr[16];
+	bool is_ip;
+	SSL *ssl;
+	char ebuf[256];
+
+	ERR_clear_error();
+	ssl = SSL_new(conn->ssl_ctx);
+	if (ssl == NULL)
+		goto fail;
+	is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+	if (!is_ip && !SSL_set_tlsext_host_name(ssl, host))
+		goto fail;
+	if (conn->cfg->tls_verify) {
+		if (is_ip) {
+			X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+
+			if (!X509_VERIFY_PARAM_set1_ip_asc(vp, host))
+				goto fail;
+		} else if (!SSL_set1_host(ssl, host)) {
+			goto fail;
+		}
+	}
+	return ssl;
+fail:
+	tls_errstr(ebuf, sizeof(ebuf));
+	imap_error_set(err, IMAP_ERR_TLS, "TLS set-up failed: %s", ebuf);
+	SSL_free(ssl);
+	return NULL;
+}
+
+/* After a handshake: refuse a finite-field DH key exchange that is smaller
+ * than min_dh_size. Returns 0 or -1 with err set. */
+int
+imap_tls_check_dh(struct imap_conn *conn, struct imap_error *err)
+{
+	EVP_PKEY *key = NULL;
+	int bits;
+
+	if (conn->ssl == NULL || !SSL_get_peer_tmp_key(conn->ssl, &key))
+		return 0;
+	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_DH) {
+		bits = EVP_PKEY_get_bits(key);
+		if (bits < (int)conn->cfg->min_dh_size) {
+			EVP_PKEY_free(key);
+			imap_error_set(err, IMAP_ERR_TLS,
+			    "server's DH key exchange is %d bits, below min_dh_size %u",
+			    bits, conn->cfg->min_dh_size);
+			return -1;
+		}
+	}
+	EVP_PKEY_free(key);
+	return 0;
+}
+
+/* Describes why a TLS handshake failed. */
+void
+imap_tls_describe_failure(struct imap_conn *conn, struct imap_error *err)
+{
+	char ebuf[256];
+	unsigned long e;
+	long vr;
+
+	vr = conn->ssl != NULL ? SSL_get_verify_result(conn->ssl) : X509_V_OK;
+	if (vr != X509_V_OK) {
+		ERR_clear_error();
+		imap_error_set(err, IMAP_ERR_TLS, "TLS handshake with %s:%u failed: "
+		    "certificate verify failed: %s", conn->cfg->host, conn->cfg->port,
+		    X509_verify_cert_error_string(vr));
+		return;
+	}
+	e = bufferevent_get_openssl_error(conn->bev);
+	if (e != 0) {
+		ERR_error_string_n(e, ebuf, sizeof(ebuf));
+		while (bufferevent_get_openssl_error(conn->bev) != 0)
+			;
+	} else {
+		tls_errstr(ebuf, sizeof(ebuf));
+	}
+	imap_error_set(err, IMAP_ERR_TLS, "TLS handshake with %s:%u failed: %s",
+	    conn->cfg->host, conn->cfg->port, ebuf);
+}
