@@ -2,6 +2,7 @@
 #include "imap_conn_private.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -859,17 +860,28 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (conn->state == IMAP_CONN_CONNECTING || conn->state == IMAP_CONN_TLS_HANDSHAKE) {
+		int sockerr = EVUTIL_SOCKET_ERROR();
+		evutil_socket_t fd = bufferevent_getfd(bev);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		/* did TCP connect? (implicit TLS reports CONNECTED only after
+		 * the handshake; STARTTLS runs over an established link) */
+		bool tcp_up = conn->state == IMAP_CONN_TLS_HANDSHAKE ||
+		    (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) ||
+		    (conn->ssl != NULL && !SSL_in_before(conn->ssl) &&
+		    sockerr != ECONNREFUSED && sockerr != EHOSTUNREACH &&
+		    sockerr != ENETUNREACH && sockerr != ETIMEDOUT);
+
 		dnserr = bufferevent_socket_get_dns_error(bev);
 		if (dnserr != 0) {
 			imap_error_set(&err, IMAP_ERR_CONNECT, "cannot resolve %s: %s",
 			    conn->cfg->host, evutil_gai_strerror(dnserr));
-		} else if (conn->ssl != NULL && (bufferevent_get_openssl_error(bev) != 0 ||
-		    SSL_get_verify_result(conn->ssl) != X509_V_OK ||
-		    conn->state == IMAP_CONN_TLS_HANDSHAKE)) {
-			imap_tls_describe_failure(conn, &err);
-		} else if (errno != 0 && (what & BEV_EVENT_ERROR)) {
+		} else if (!tcp_up) {
 			imap_error_set(&err, IMAP_ERR_CONNECT, "cannot connect to %s:%u: %s",
-			    conn->cfg->host, conn->cfg->port, strerror(errno));
+			    conn->cfg->host, conn->cfg->port, sockerr != 0 ?
+			    evutil_socket_error_to_string(sockerr) : "connection failed");
+		} else if (conn->ssl != NULL) {
+			imap_tls_describe_failure(conn, &err);
 		} else {
 			imap_error_set(&err, IMAP_ERR_CONNECT, "cannot connect to %s:%u: "
 			    "connection closed", conn->cfg->host, conn->cfg->port);

@@ -140,14 +140,19 @@ imap_tls_describe_failure(struct imap_conn *conn, struct imap_error *err)
 		    X509_verify_cert_error_string(vr));
 		return;
 	}
-	e = bufferevent_get_openssl_error(conn->bev);
-	if (e != 0) {
-		ERR_error_string_n(e, ebuf, sizeof(ebuf));
-		while (bufferevent_get_openssl_error(conn->bev) != 0)
-			;
-	} else {
-		tls_errstr(ebuf, sizeof(ebuf));
-	}
+	/* libevent queues SSL_get_error() codes (lib 0) among OpenSSL's own
+	 * error codes: report the first real one */
+	ebuf[0] = '\0';
+	while ((e = bufferevent_get_openssl_error(conn->bev)) != 0)
+		if (ERR_GET_LIB(e) != 0 && ebuf[0] == '\0')
+			ERR_error_string_n(e, ebuf, sizeof(ebuf));
+	while ((e = ERR_get_error()) != 0)
+		if (ERR_GET_LIB(e) != 0 && ebuf[0] == '\0')
+			ERR_error_string_n(e, ebuf, sizeof(ebuf));
+	if (ebuf[0] == '\0' || strstr(ebuf, "unexpected eof") != NULL)
+		snprintf(ebuf, sizeof(ebuf), "the server closed the connection (does it "
+		    "accept %s to %s?)", config_tls_version_name(conn->cfg->min_tls_version),
+		    config_tls_version_name(conn->cfg->max_tls_version));
 	imap_error_set(err, IMAP_ERR_TLS, "TLS handshake with %s:%u failed: %s",
 	    conn->cfg->host, conn->cfg->port, ebuf);
 }

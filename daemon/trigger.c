@@ -67,6 +67,7 @@ struct trigger {
 	const struct imap_resp *cmd_resp;
 
 	struct trigger_state st;        /* persisted */
+	bool st_loaded;                 /* false: loading failed, retried per poll */
 
 	/* the poll in progress */
 	uint64_t poll_start_us;
@@ -123,10 +124,12 @@ trigger_new(struct daemon *d, const struct cfg_trigger *cfg)
 	t->timer = evtimer_new(d->base, NULL, NULL);
 	str_init(&t->mark_set);
 	if (state_load(d->config->state_dir, t->name, &t->st, &err) < 0) {
-		/* a corrupt file was set aside; an unreadable one is retried at
-		 * each poll rather than overwritten */
+		/* a corrupt file was set aside (the next load starts afresh);
+		 * an unreadable one is retried at each poll, never overwritten */
 		log_error("trigger %s: %s", t->name, err);
 		free(err);
+	} else {
+		t->st_loaded = true;
 	}
 	return t;
 }
@@ -811,6 +814,16 @@ trig_state(struct trigger *t, enum trig_state next)
 		t->poll_start_us = monotonic_us();
 		t->last_poll_at = time(NULL);
 		t->cmd_failed = false;
+		if (!t->st_loaded) {
+			char *err = NULL;
+
+			if (state_load(t->d->config->state_dir, t->name, &t->st, &err) < 0) {
+				trig_fail(t, IMAP_ERR_NONE, "cannot read the trigger state: %s", err);
+				free(err);
+				return;
+			}
+			t->st_loaded = true;
+		}
 		t->pool = daemon_pool(t->d, t->connection);
 		if (t->pool == NULL) {
 			trig_fail(t, IMAP_ERR_CONNECT, "connection %s is not configured",
