@@ -143,3 +143,87 @@ demo: all
 
 clean:
 	rm -rf build
+
+# ---------------------------------------------------------------- install
+# make install [PREFIX=/usr/local] [DESTDIR=]: builds the release programs
+# (all) and installs
+#   $(SBINDIR)/imaphookd, $(BINDIR)/imaphook, man pages in $(MANDIR)/man{1,5,8},
+#   $(UNITDIR)/imaphookd.service (its ExecStart* follow SBINDIR),
+#   $(SYSUSERSDIR)/imaphook.conf (the user "imaphook" the unit runs as),
+#   $(SYSCONFDIR)/imaphook/imaphook.conf.example.
+# An existing imaphook.conf is never touched. Without DESTDIR, as root, it
+# also creates the user (systemd-sysusers) and reloads systemd.
+#
+# Unit and sysusers.d directories: with PREFIX=/usr (a distribution package)
+# those this system's systemd names (pkg-config systemd: /lib/systemd/system
+# and /usr/lib/sysusers.d on Debian 12, where dh_installsystemd looks);
+# with any other PREFIX they stay below it (/usr/local/lib/systemd/system and
+# /usr/local/lib/sysusers.d are on systemd's search paths).
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+SYSCONFDIR  ?= /etc
+ifeq ($(patsubst %/,%,$(PREFIX)),/usr)
+UNITDIR     ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
+SYSUSERSDIR ?= $(or $(shell pkg-config --variable=sysusersdir systemd 2>/dev/null),/usr/lib/sysusers.d)
+else
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+endif
+INSTALL     ?= install
+
+MAN_PAGES := man/imaphook.1 man/imaphook.conf.5 man/imaphookd.8
+
+.PHONY: install uninstall deps-build
+
+# `make` alone builds the programs (the first rule of this file is a
+# library's, which is not what README promises).
+.DEFAULT_GOAL := all
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/imaphook
+	$(INSTALL) -m 0755 $(REL)/imaphookd $(DESTDIR)$(SBINDIR)/imaphookd
+	$(INSTALL) -m 0755 $(REL)/imaphook $(DESTDIR)$(BINDIR)/imaphook
+	$(INSTALL) -m 0644 man/imaphook.1 $(DESTDIR)$(MANDIR)/man1/imaphook.1
+	$(INSTALL) -m 0644 man/imaphook.conf.5 $(DESTDIR)$(MANDIR)/man5/imaphook.conf.5
+	$(INSTALL) -m 0644 man/imaphookd.8 $(DESTDIR)$(MANDIR)/man8/imaphookd.8
+	sed -e 's|/usr/local/sbin/imaphookd|$(SBINDIR)/imaphookd|g' systemd/imaphookd.service \
+	  > $(DESTDIR)$(UNITDIR)/imaphookd.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/imaphookd.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/imaphookd.service.tmp $(DESTDIR)$(UNITDIR)/imaphookd.service
+	$(INSTALL) -m 0644 systemd/imaphook.sysusers $(DESTDIR)$(SYSUSERSDIR)/imaphook.conf
+	$(INSTALL) -m 0644 config/imaphook.conf.example \
+	  $(DESTDIR)$(SYSCONFDIR)/imaphook/imaphook.conf.example
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  if command -v systemd-sysusers >/dev/null; then \
+	    systemd-sysusers $(SYSUSERSDIR)/imaphook.conf || exit 1; \
+	  fi; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi; \
+	fi
+	@[ -e $(DESTDIR)$(SYSCONFDIR)/imaphook/imaphook.conf ] || \
+	  echo "make install: next, write $(SYSCONFDIR)/imaphook/imaphook.conf" \
+	    "(from imaphook.conf.example), then: systemctl enable --now imaphookd"
+
+# Leaves imaphook.conf, the secrets beside it, the state directory and the
+# user alone.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/imaphookd $(DESTDIR)$(BINDIR)/imaphook \
+	  $(DESTDIR)$(MANDIR)/man1/imaphook.1 $(DESTDIR)$(MANDIR)/man5/imaphook.conf.5 \
+	  $(DESTDIR)$(MANDIR)/man8/imaphookd.8 $(DESTDIR)$(UNITDIR)/imaphookd.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/imaphook.conf \
+	  $(DESTDIR)$(SYSCONFDIR)/imaphook/imaphook.conf.example
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/imaphook 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && [ -d /run/systemd/system ]; then \
+	  systemctl daemon-reload || true; fi
+
+# Only what `make all` needs (the container image's build stage): not the
+# test dependencies (Dovecot, Check...) that `make deps` adds.
+DEB_BUILD := build-essential pkg-config libevent-dev libssl-dev libcurl4-openssl-dev \
+             libjansson-dev libconfig-dev libgmime-3.0-dev libsystemd-dev
+deps-build:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_BUILD)"
+
+# tests/integration/test_packaging.py lints the man pages with mandoc.
+DEB_PKGS += mandoc

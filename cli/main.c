@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
@@ -28,6 +29,11 @@
 #define EX_USAGE_ 64
 #define EX_DATAERR_ 65
 #define EX_CONFIG_ 78
+#define EX_CANTCREAT_ 73
+#define EX_IOERR_ 74
+
+/* append --file: larger input is refused */
+#define CLI_MESSAGE_MAX (128 * 1024 * 1024)
 
 struct cli {
 	const char *config_path;
@@ -45,6 +51,8 @@ struct cli {
 	struct imap_conn *conn;
 	struct action_run *run;
 	FILE *out;
+	char *out_tmp;          /* --output is written here, renamed at the end */
+	int write_errno;        /* a write to the output failed */
 	int exit_code;
 };
 
@@ -281,9 +289,159 @@ sink_write(void *arg, const void *data, size_t len)
 {
 	struct cli *cli = arg;
 
-	if (fwrite(data, 1, len, cli->out) != len)
+	if (fwrite(data, 1, len, cli->out) != len) {
+		cli->write_errno = errno != 0 ? errno : EIO;
 		return -1;
+	}
 	return 0;
+}
+
+/* Reads all of fd (at most max bytes) into a malloc'd buffer. Returns 0,
+ * or -1 with errno (EFBIG when larger than max). */
+static int
+read_fd(int fd, size_t max, char **data_r, size_t *len_r)
+{
+	struct str s;
+	char buf[65536];
+	ssize_t n;
+
+	str_init(&s);
+	str_append_n(&s, "", 0);
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (n > 0 && s.len + (size_t)n > max)) {
+			if (n > 0)
+				errno = EFBIG;
+			str_free(&s);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		str_append_n(&s, buf, (size_t)n);
+	}
+	*len_r = s.len;
+	*data_r = str_steal(&s);
+	return 0;
+}
+
+/*
+ * append --file PATH|-: reads the message (standard input for -) and puts
+ * its bytes in the action's message parameter, which the action sends.
+ * Returns 0, or 65 (EX_DATAERR) when the file is missing, unreadable, too
+ * large or not a message.
+ */
+static int
+load_input_file(struct cli *cli)
+{
+	const struct action_param *p, *file = NULL, *msg = NULL;
+	struct action_error err = { 0 };
+	const char *path;
+	char *data, *name;
+	size_t len;
+	int ret;
+
+	for (p = cli->entry->params; p->name != NULL; p++) {
+		if (p->type == APT_FILE)
+			file = p;
+		else if (p->type == APT_MESSAGE)
+			msg = p;
+	}
+	if (file == NULL || msg == NULL ||
+	    (path = json_string_value(json_object_get(cli->params, file->name))) == NULL)
+		return 0;
+	name = xstrdup(strcmp(path, "-") == 0 ? "standard input" : path);
+	if (strcmp(path, "-") == 0)
+		ret = read_fd(STDIN_FILENO, CLI_MESSAGE_MAX, &data, &len);
+	else
+		ret = read_file(path, CLI_MESSAGE_MAX, &data, &len);
+	if (ret < 0) {
+		if (errno == EFBIG)
+			fprintf(stderr, "imaphook: %s: larger than %d MiB\n", name,
+			    CLI_MESSAGE_MAX / (1024 * 1024));
+		else
+			fprintf(stderr, "imaphook: %s: %s\n", name, strerror(errno));
+		free(name);
+		return EX_DATAERR_;
+	}
+	if (action_message_check(data, len, &err) < 0) {
+		fprintf(stderr, "imaphook: %s: %s\n", name, err.msg);
+		free(data);
+		free(name);
+		return EX_DATAERR_;
+	}
+	json_object_set_new(cli->params, msg->name, json_stringn_nocheck(data, len));
+	json_object_del(cli->params, file->name);
+	free(data);
+	free(name);
+	return 0;
+}
+
+/*
+ * download --output FILE: a regular file is written under a temporary
+ * name beside it and renamed into place only when the download succeeds;
+ * anything else (a FIFO, /dev/stdout) is written directly. "-" is stdout.
+ */
+static int
+open_output(struct cli *cli)
+{
+	struct stat sb;
+	FILE *f = NULL;
+	mode_t mask;
+	int fd, saved;
+
+	if (strcmp(cli->output, "-") == 0)
+		return 0;
+	if (stat(cli->output, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		f = fopen(cli->output, "wb");
+	} else {
+		cli->out_tmp = xasprintf("%s.tmp-XXXXXX", cli->output);
+		fd = mkstemp(cli->out_tmp);
+		if (fd < 0) {
+			xfree(&cli->out_tmp);
+		} else {
+			mask = umask(0);
+			umask(mask);
+			if (fchmod(fd, 0666 & ~mask) < 0 || (f = fdopen(fd, "wb")) == NULL) {
+				saved = errno;
+				close(fd);
+				unlink(cli->out_tmp);
+				xfree(&cli->out_tmp);
+				errno = saved;
+			}
+		}
+	}
+	if (f == NULL) {
+		fprintf(stderr, "imaphook: %s: %s\n", cli->output, strerror(errno));
+		return EX_CANTCREAT_;
+	}
+	cli->out = f;
+	return 0;
+}
+
+/* Closes --output: into place when ret is 0, else removed. Returns ret,
+ * or 74 (EX_IOERR) when the file could not be completed. */
+static int
+close_output(struct cli *cli, int ret)
+{
+	if (cli->out == stdout)
+		return ret;
+	if (fclose(cli->out) != 0 && ret == 0) {
+		fprintf(stderr, "imaphook: %s: %s\n", cli->output, strerror(errno));
+		ret = EX_IOERR_;
+	}
+	cli->out = stdout;
+	if (cli->out_tmp == NULL)
+		return ret;
+	if (ret == 0 && rename(cli->out_tmp, cli->output) < 0) {
+		fprintf(stderr, "imaphook: %s: %s\n", cli->output, strerror(errno));
+		ret = EX_IOERR_;
+	}
+	if (ret != 0)
+		unlink(cli->out_tmp);
+	xfree(&cli->out_tmp);
+	return ret;
 }
 
 static void
@@ -300,6 +458,12 @@ run_done(struct action_run *run, void *arg)
 	} else {
 		fprintf(stderr, "imaphook: %s\n", run->err.msg);
 		cli->exit_code = action_exit_code(run->err.status);
+	}
+	if (cli->write_errno != 0) {
+		if (run->err.status == ACTION_OK)
+			fprintf(stderr, "imaphook: %s: %s\n", cli->output != NULL ?
+			    cli->output : "standard output", strerror(cli->write_errno));
+		cli->exit_code = EX_IOERR_;
 	}
 	imap_pool_release(cli->pool, cli->conn, true);
 	cli->conn = NULL;
@@ -382,6 +546,9 @@ main(int argc, char **argv)
 		ret = action_exit_code(aerr.status);
 		goto out;
 	}
+	ret = load_input_file(&cli);
+	if (ret != 0)
+		goto out;
 	if (config_load(cli.config_path, &cli.config, &errs) < 0) {
 		for (i = 0; i < errs.count; i++)
 			fprintf(stderr, "%s\n", errs.msgs[i]);
@@ -394,19 +561,13 @@ main(int argc, char **argv)
 		    cli.config->log_level : LOG_LEVEL_WARN);
 	conn_cfg = pick_connection(&cli);
 	if (conn_cfg == NULL) {
-		ret = cli.connection != NULL ? EX_CONFIG_ : EX_USAGE_;
+		ret = EX_USAGE_;       /* no or unknown --connection */
 		if (cli.config->nconnections == 0)
 			ret = EX_CONFIG_;
 		goto out;
 	}
-	if (cli.output != NULL) {
-		cli.out = fopen(cli.output, "wb");
-		if (cli.out == NULL) {
-			fprintf(stderr, "imaphook: %s: %s\n", cli.output, strerror(errno));
-			ret = 73;       /* EX_CANTCREAT */
-			goto out;
-		}
-	}
+	if (cli.output != NULL && (ret = open_output(&cli)) != 0)
+		goto out;
 	cli.base = event_base_new();
 	cli.dns = imap_dns_new(cli.base);
 	if (cli.base == NULL || cli.dns == NULL) {
@@ -422,17 +583,11 @@ main(int argc, char **argv)
 	}
 	imap_pool_lease(cli.pool, lease_cb, &cli);
 	event_base_dispatch(cli.base);
-	ret = cli.exit_code;
-	if (cli.out != stdout && fclose(cli.out) != 0 && ret == 0) {
-		fprintf(stderr, "imaphook: %s: %s\n", cli.output, strerror(errno));
-		ret = 74;       /* EX_IOERR */
-	}
-	cli.out = stdout;
+	ret = close_output(&cli, cli.exit_code);
 	if (fflush(stdout) != 0 && ret == 0)
-		ret = 74;
+		ret = EX_IOERR_;
 out:
-	if (cli.out != stdout)
-		fclose(cli.out);
+	ret = close_output(&cli, ret);
 	action_run_free(&cli.run);
 	imap_pool_free(&cli.pool);
 	if (cli.dns != NULL)

@@ -16,10 +16,34 @@
 extern const struct action_entry act_test_connection_entry;
 extern const struct action_entry act_list_mailboxes_entry;
 extern const struct action_entry act_mailbox_status_entry;
+extern const struct action_entry act_search_entry;
+extern const struct action_entry act_download_entry;
+extern const struct action_entry act_append_entry;
+extern const struct action_entry act_copy_entry;
+extern const struct action_entry act_move_entry;
+extern const struct action_entry act_delete_entry;
+extern const struct action_entry act_add_flags_entry;
+extern const struct action_entry act_remove_flags_entry;
+extern const struct action_entry act_set_flags_entry;
+extern const struct action_entry act_create_mailbox_entry;
+extern const struct action_entry act_rename_mailbox_entry;
+extern const struct action_entry act_delete_mailbox_entry;
 
 const struct action_entry *const action_table[] = {
 	&act_list_mailboxes_entry,
 	&act_mailbox_status_entry,
+	&act_search_entry,
+	&act_download_entry,
+	&act_append_entry,
+	&act_copy_entry,
+	&act_move_entry,
+	&act_delete_entry,
+	&act_add_flags_entry,
+	&act_remove_flags_entry,
+	&act_set_flags_entry,
+	&act_create_mailbox_entry,
+	&act_rename_mailbox_entry,
+	&act_delete_mailbox_entry,
 	&act_test_connection_entry,
 	NULL
 };
@@ -383,6 +407,25 @@ run_complete(struct action_run *run)
 	if (run->finished)
 		return;
 	run->finished = true;
+	/* finished inside start(): done is called later, from the loop */
+	if (run->starting)
+		return;
+	if (run->done != NULL)
+		run->done(run, run->done_arg);
+}
+
+static void
+run_deferred_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply ATTR_UNUSED,
+    void *arg)
+{
+	struct action_run *run = arg;
+
+	run->inflight--;
+	if (run->orphaned) {
+		if (run->inflight == 0)
+			action_run_free(&run);
+		return;
+	}
 	if (run->done != NULL)
 		run->done(run, run->done_arg);
 }
@@ -391,10 +434,25 @@ void
 action_run_start(struct action_run *run, struct imap_conn *conn, action_done_cb *done,
     void *arg)
 {
+	struct imap_cmd *cmd;
+
 	run->conn = conn;
 	run->done = done;
 	run->done_arg = arg;
+	run->starting = true;
 	run->entry->start(run);
+	run->starting = false;
+	if (run->finished) {
+		/*
+		 * It failed at once (a bad name, a missing capability), inside
+		 * the caller's lease callback, where done must not run: it
+		 * runs when a NOOP behind whatever start() sent completes.
+		 */
+		cmd = imap_cmd_new(conn);
+		imap_cmd_add(cmd, "NOOP");
+		run->inflight++;
+		imap_cmd_send(cmd, run_deferred_done, NULL, run);
+	}
 }
 
 static void
@@ -707,12 +765,13 @@ action_deselect(struct action_run *run)
 	struct imap_cmd *cmd;
 	bool readonly;
 
+	if ((selected = imap_conn_selected(run->conn, &readonly)) == NULL)
+		return;
 	if (imap_conn_has_cap(run->conn, "UNSELECT")) {
-		/* a BAD "no mailbox selected" does not matter */
 		cmd = imap_cmd_new(run->conn);
 		imap_cmd_add(cmd, "UNSELECT");
 		action_send_quiet(run, cmd);
-	} else if ((selected = imap_conn_selected(run->conn, &readonly)) != NULL) {
+	} else {
 		/* CLOSE expunges only in a mailbox opened read-write */
 		if (!readonly) {
 			cmd = imap_cmd_new(run->conn);

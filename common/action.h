@@ -118,6 +118,7 @@ struct action_run {
 	json_t *result;         /* on success, JSON actions */
 	struct action_error err;
 	bool finished;
+	bool starting;          /* inside entry->start() */
 	bool failing;           /* action_fail_mailbox() is asking LIST: later
 				 * replies no longer reach step() */
 	bool orphaned;          /* freed while commands were in flight */
@@ -179,7 +180,8 @@ int action_select(struct action_run *run, const char *mailbox, bool readonly);
 bool action_select_done(struct action_run *run, const struct imap_reply *reply,
     const char *mailbox, bool readonly);
 /* Leaves no mailbox selected, quietly and without expunging anything:
- * UNSELECT, or else EXAMINE + CLOSE of what the connection has selected.
+ * when the connection records a selection (imap_conn_selected), UNSELECT,
+ * or else EXAMINE + CLOSE of it (CLOSE alone when it is read-only).
  * Renaming or deleting a selected mailbox makes some servers (Dovecot)
  * drop the connection. */
 void action_deselect(struct action_run *run);

@@ -34,7 +34,7 @@ static const char *const connection_keys[] = {
 	"name", "host", "port", "secure", "starttls", "username", "password",
 	"password_file", "password_env", "auth", "oauth2_token_command",
 	"min_tls_version", "max_tls_version", "min_dh_size", "tls_verify",
-	"ca_file", "max_connections", "timeout", NULL
+	"ca_file", "max_connections", "timeout", "idle_restart", NULL
 };
 static const char *const webhook_keys[] = {
 	"name", "url", "secret", "secret_file", "headers", "timeout", NULL
@@ -242,6 +242,7 @@ load_connection(struct cfgval *cv, struct config *cfg,
 	c->tls_verify = true;
 	c->max_connections = 2;
 	c->timeout = 60;
+	c->idle_restart = 1500;
 	if (item_name(cv, g, "connections", idx, ctx, &v)) {
 		if ((dup = config_find_connection(cfg, v)) != NULL)
 			duplicate(cv, g, ctx, "connection", v, dup->line);
@@ -275,6 +276,7 @@ load_connection(struct cfgval *cv, struct config *cfg,
 	cfgval_set_uint(cv, ctx, g, "max_connections", 1, 1000,
 	    &c->max_connections);
 	cfgval_set_uint(cv, ctx, g, "timeout", 1, SECONDS_MAX, &c->timeout);
+	cfgval_set_uint(cv, ctx, g, "idle_restart", 5, 1740, &c->idle_restart);
 	if (!c->secure && !c->starttls && c->name != NULL && c->host != NULL &&
 	    !host_is_loopback(c->host)) {
 		log_warn("connection \"%s\": secure = false and starttls = false: "
@@ -946,7 +948,7 @@ config_connection_same(const struct cfg_connection *a,
 	    a->min_dh_size == b->min_dh_size && a->tls_verify == b->tls_verify &&
 	    str_same(a->ca_file, b->ca_file) &&
 	    a->max_connections == b->max_connections &&
-	    a->timeout == b->timeout;
+	    a->timeout == b->timeout && a->idle_restart == b->idle_restart;
 }
 
 bool

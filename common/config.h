@@ -41,6 +41,8 @@ struct cfg_connection {
 	unsigned max_connections; /* default 2, at least 1 */
 	/* Beyond SPEC (documented in imaphook.conf(5)): */
 	unsigned timeout;       /* seconds: connect, greeting, command inactivity; default 60 */
+	unsigned idle_restart;  /* seconds an IDLE (or NOTIFY) connection waits before it
+	                         * re-issues IDLE / checks with NOOP; default 1500 (< 29 min) */
 	int line;               /* where it was defined */
 };
 

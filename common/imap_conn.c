@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,8 +332,8 @@ conn_timer_update(struct imap_conn *conn)
 
 	if (conn->timer == NULL)
 		return;
-	waiting = conn->state != IMAP_CONN_READY || !TAILQ_EMPTY(&conn->sent) ||
-	    !TAILQ_EMPTY(&conn->queued);
+	waiting = conn->state != IMAP_CONN_READY || !TAILQ_EMPTY(&conn->queued) ||
+	    (!TAILQ_EMPTY(&conn->sent) && !conn->idling);
 	if (waiting)
 		evtimer_add(conn->timer, &tv);
 	else
@@ -372,8 +374,44 @@ imap_cmd_send(struct imap_cmd *cmd, imap_done_cb *done, imap_untagged_cb *untagg
 		return;
 	}
 	TAILQ_INSERT_TAIL(&conn->queued, cmd, entry);
+	if (conn->idle_cmd != NULL)
+		imap_conn_idle_done(conn);      /* a command ends the IDLE */
 	conn_flush(conn);
 	conn_timer_update(conn);
+}
+
+void
+imap_conn_idle(struct imap_conn *conn, imap_done_cb *done, imap_untagged_cb *untagged,
+    imap_cont_cb *idling, void *arg)
+{
+	struct imap_cmd *cmd = imap_cmd_new(conn);
+
+	imap_cmd_add(cmd, "IDLE");
+	cmd->idle = true;
+	cmd->on_cont = idling;
+	imap_cmd_send(cmd, done, untagged, arg);
+}
+
+void
+imap_conn_idle_done(struct imap_conn *conn)
+{
+	if (conn->idle_cmd != NULL && !conn->idling) {
+		/* the server has not said "+" yet: DONE goes right after it */
+		conn->idle_done_pending = true;
+		return;
+	}
+	if (!conn->idling || conn->bev == NULL)
+		return;
+	conn->idling = false;
+	bufferevent_write(conn->bev, "DONE\r\n", 6);
+	log_debug("%s: C: DONE", conn->name);
+	conn_timer_update(conn);
+}
+
+bool
+imap_conn_idling(const struct imap_conn *conn)
+{
+	return conn->idling;
 }
 
 void
@@ -408,11 +446,15 @@ conn_flush(struct imap_conn *conn)
 {
 	struct imap_cmd *cmd;
 
-	while (conn->waiting_cont == NULL && conn->bev != NULL &&
+	while (conn->waiting_cont == NULL && conn->idle_cmd == NULL && conn->bev != NULL &&
 	    (cmd = TAILQ_FIRST(&conn->queued)) != NULL) {
 		TAILQ_REMOVE(&conn->queued, cmd, entry);
 		TAILQ_INSERT_TAIL(&conn->sent, cmd, entry);
 		imap_cmd_log(conn, cmd);
+		if (cmd->idle) {
+			conn->idle_cmd = cmd;
+			conn->idle_done_pending = false;
+		}
 		bufferevent_write(conn->bev, cmd->tag, strlen(cmd->tag));
 		bufferevent_write(conn->bev, " ", 1);
 		while (cmd->next_seg < cmd->nsegs) {
@@ -436,6 +478,23 @@ conn_continuation(struct imap_conn *conn, const struct imap_resp *resp ATTR_UNUS
 	struct imap_error err;
 
 	if (cmd == NULL) {
+		cmd = TAILQ_FIRST(&conn->sent);
+		if (cmd != NULL && cmd->idle && !conn->idling && cmd == conn->idle_cmd) {
+			conn->idling = true;
+			if (conn->idle_done_pending) {
+				imap_conn_idle_done(conn);
+				return;
+			}
+			conn_timer_update(conn);
+			if (cmd->on_cont != NULL)
+				cmd->on_cont(conn, cmd->arg);
+			return;
+		}
+		if (cmd != NULL && cmd->cont_reply != NULL) {
+			/* a SASL mechanism's error challenge: answer, then NO */
+			bufferevent_write(conn->bev, cmd->cont_reply, strlen(cmd->cont_reply));
+			return;
+		}
 		imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: unexpected continuation "
 		    "from server", conn->name);
 		conn_fail(conn, &err);
@@ -459,6 +518,10 @@ cmd_complete(struct imap_conn *conn, struct imap_cmd *cmd, const struct imap_rep
 {
 	if (conn->waiting_cont == cmd)
 		conn->waiting_cont = NULL;
+	if (conn->idle_cmd == cmd) {
+		conn->idle_cmd = NULL;
+		conn->idling = false;
+	}
 	if (cmd->done != NULL)
 		cmd->done(conn, reply, cmd->arg);
 	imap_cmd_free(cmd);
@@ -484,6 +547,8 @@ conn_fail(struct imap_conn *conn, const struct imap_error *err)
 	reply.err = *err;
 	imap_conn_ref(conn);
 	conn->waiting_cont = NULL;
+	conn->idle_cmd = NULL;
+	conn->idling = false;
 	while ((cmd = TAILQ_FIRST(&conn->sent)) != NULL ||
 	    (cmd = TAILQ_FIRST(&conn->queued)) != NULL) {
 		if (cmd == TAILQ_FIRST(&conn->sent))
@@ -838,6 +903,21 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	imap_conn_unref(&conn);
 }
 
+/* TCP keepalive: a peer that vanished without a word (NAT timeout, power
+ * cut) is noticed in about 2 minutes even on a connection sitting in IDLE. */
+static void
+conn_keepalive(evutil_socket_t fd)
+{
+	int on = 1, idle = 60, intvl = 15, cnt = 4;
+
+	if (fd < 0)
+		return;
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
 static void
 conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -846,6 +926,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	int dnserr;
 
 	if (what & BEV_EVENT_CONNECTED) {
+		if (conn->state == IMAP_CONN_CONNECTING)
+			conn_keepalive(bufferevent_getfd(bev));
 		if (imap_tls_check_dh(conn, &err) < 0) {
 			conn_fail(conn, &err);
 			return;

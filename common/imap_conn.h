@@ -85,6 +85,7 @@ struct imap_reply {
 typedef void imap_done_cb(struct imap_conn *conn, const struct imap_reply *reply, void *arg);
 typedef void imap_untagged_cb(struct imap_conn *conn, const struct imap_resp *resp, void *arg);
 typedef void imap_conn_cb(struct imap_conn *conn, const struct imap_error *err, void *arg);
+typedef void imap_cont_cb(struct imap_conn *conn, void *arg);
 
 /*
  * Builds the SSL_CTX for a connection's TLS settings (protocol versions,
@@ -169,6 +170,21 @@ void imap_cmd_secret(struct imap_cmd *cmd);
  * responses that arrive while this is the oldest pending command.
  */
 void imap_cmd_send(struct imap_cmd *cmd, imap_done_cb *done, imap_untagged_cb *untagged, void *arg);
+
+/*
+ * IDLE (RFC 2177): sends IDLE; idling(arg) is called once the server
+ * accepted it; untagged responses meanwhile (EXISTS...) go to untagged. The
+ * command ends, and done is called, after imap_conn_idle_done(). While IDLE
+ * is in progress other commands wait; sending one ends the IDLE first. The
+ * command time-out does not run while idling (the caller watches the
+ * connection, e.g. by ending and restarting IDLE periodically).
+ */
+void imap_conn_idle(struct imap_conn *conn, imap_done_cb *done, imap_untagged_cb *untagged,
+    imap_cont_cb *idling, void *arg);
+/* Sends DONE if idling; a no-op otherwise. */
+void imap_conn_idle_done(struct imap_conn *conn);
+/* True between the server's "+" for IDLE and our DONE. */
+bool imap_conn_idling(const struct imap_conn *conn);
 
 /* Discards a command that was built but not sent; NULLs *cmd. */
 void imap_cmd_discard(struct imap_cmd **cmd);

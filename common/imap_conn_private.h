@@ -27,6 +27,9 @@ struct imap_cmd {
 	size_t next_seg;        /* next segment to write */
 	bool secret;
 	bool internal;          /* a set-up step of the connection itself */
+	bool idle;              /* IDLE: "+" means idling, DONE ends it */
+	const char *cont_reply; /* answer to an unexpected "+" (SASL errors) */
+	imap_cont_cb *on_cont;  /* IDLE: told when the server idles */
 	imap_done_cb *done;
 	imap_untagged_cb *untagged;
 	void *arg;
@@ -49,6 +52,9 @@ struct imap_conn {
 	struct imap_cmd_list queued;    /* not yet (fully) written */
 	struct imap_cmd_list sent;      /* written, awaiting the tagged answer */
 	struct imap_cmd *waiting_cont;  /* holds the queue until "+" */
+	struct imap_cmd *idle_cmd;      /* IDLE in progress: holds the queue */
+	bool idling;                    /* the server said "+", DONE not sent */
+	bool idle_done_pending;         /* DONE asked for before the "+" */
 	unsigned next_tag;
 
 	char **caps;
@@ -58,7 +64,6 @@ struct imap_conn {
 	char *selected;
 	bool selected_ro;
 	uint64_t last_used;
-	bool dispatching;
 
 	imap_conn_cb *ready_cb;
 	void *ready_arg;

@@ -45,6 +45,7 @@ struct api_call {
 	const struct action_entry *entry;
 	json_t *params;
 	bool streaming;                 /* download: reply started */
+	bool seq;                       /* ranges are sequence numbers */
 };
 
 static void
@@ -105,6 +106,8 @@ handle_healthz(struct api *api, struct evhttp_request *req)
 		json_object_set_new(o, "uidValidity", ti.uidvalidity != 0 ?
 		    json_integer(ti.uidvalidity) : json_null());
 		json_object_set_new(o, "lastUid", json_integer(ti.last_uid));
+		/* how new mail reaches it now: "notify", "idle" or "poll" */
+		json_object_set_new(o, "push", json_string(ti.push != NULL ? ti.push : "poll"));
 		json_array_append_new(triggers, o);
 	}
 	for (i = 0; i < d->npools; i++) {
@@ -137,6 +140,19 @@ handle_metrics(struct api *api, struct evhttp_request *req)
 
 /* actions */
 
+/* Takes the request out of the call (NULL if the client left): its close
+ * callback no longer points at us, and the caller answers it. */
+static struct evhttp_request *
+call_detach(struct api_call *c)
+{
+	struct evhttp_request *req = c->req;
+
+	if (req != NULL)
+		evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+	c->req = NULL;
+	return req;
+}
+
 static void
 call_free(struct api_call *c)
 {
@@ -149,8 +165,7 @@ call_free(struct api_call *c)
 	action_run_free(&c->run);
 	free(c->connection);
 	json_decref(c->params);
-	if (c->req != NULL)
-		evhttp_connection_set_closecb(evhttp_request_get_connection(c->req), NULL, NULL);
+	call_detach(c);
 	free(c);
 }
 
@@ -191,29 +206,28 @@ static void
 call_done(struct action_run *run, void *arg)
 {
 	struct api_call *c = arg;
+	struct evhttp_request *req = call_detach(c);
 
-	if (c->req != NULL) {
+	if (req != NULL) {
 		if (c->streaming) {
 			if (run->err.status == ACTION_OK) {
-				evhttp_send_reply_end(c->req);
+				evhttp_send_reply_end(req);
 			} else {
 				/* too late for a status: cut the stream short */
 				log_warn("api: %s failed after the reply started: %s",
 				    c->entry->name, run->err.msg);
-				evhttp_connection_free(evhttp_request_get_connection(c->req));
-				c->req = NULL;
+				evhttp_connection_free(evhttp_request_get_connection(req));
 			}
 		} else if (run->err.status == ACTION_OK) {
 			if (run->result != NULL)
-				reply_json(c->req, 200, json_incref(run->result));
+				reply_json(req, 200, json_incref(run->result));
 			else
-				evhttp_send_reply(c->req, 200, "OK", NULL);
+				evhttp_send_reply(req, 200, "OK", NULL);
 		} else {
-			reply_error(c->req, action_http_status(run->err.status),
+			reply_error(req, action_http_status(run->err.status),
 			    action_error_code(run->err.status), run->err.msg);
 		}
 	}
-	c->req = NULL;
 	call_free(c);
 }
 
@@ -225,10 +239,11 @@ call_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
 
 	c->lease = NULL;
 	if (conn == NULL) {
+		struct evhttp_request *req = call_detach(c);
+
 		st = action_status_from_imap(err->kind);
-		if (c->req != NULL)
-			reply_error(c->req, action_http_status(st), action_error_code(st), err->msg);
-		c->req = NULL;
+		if (req != NULL)
+			reply_error(req, action_http_status(st), action_error_code(st), err->msg);
 		call_free(c);
 		return;
 	}
@@ -238,7 +253,7 @@ call_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
 		call_free(c);
 		return;
 	}
-	c->run = action_run_new(c->entry, c->params, false);
+	c->run = action_run_new(c->entry, c->params, c->seq);
 	if (c->entry->raw_output) {
 		c->run->sink.write = call_sink_write;
 		c->run->sink.arg = c;
@@ -272,6 +287,8 @@ handle_action(struct api *api, struct evhttp_request *req, const char *name)
 	json_error_t jerr;
 	json_t *params, *conn;
 	const char *cname = NULL;
+	json_t *seq_v;
+	bool seq = false;
 	struct api_call *c;
 	size_t i;
 
@@ -346,7 +363,18 @@ handle_action(struct api *api, struct evhttp_request *req, const char *name)
 		str_free(&s);
 		return;
 	}
-	if (action_params_check(entry, params, true, false, &aerr) < 0) {
+	/* "seq": ranges are sequence numbers (the CLI's --seq) */
+	seq_v = json_object_get(params, "seq");
+	if (seq_v != NULL) {
+		if (!json_is_boolean(seq_v)) {
+			json_decref(params);
+			reply_error(req, 400, "bad_parameter", "\"seq\" must be true or false");
+			return;
+		}
+		seq = json_is_true(seq_v);
+		json_object_del(params, "seq");
+	}
+	if (action_params_check(entry, params, true, seq, &aerr) < 0) {
 		json_decref(params);
 		reply_error(req, action_http_status(aerr.status), action_error_code(aerr.status),
 		    aerr.msg);
@@ -357,6 +385,7 @@ handle_action(struct api *api, struct evhttp_request *req, const char *name)
 	c->req = req;
 	c->entry = entry;
 	c->params = params;
+	c->seq = seq;
 	c->pool = pool;
 	c->connection = xstrdup(cname);
 	LIST_INSERT_HEAD(&api->calls, c, link);
@@ -433,10 +462,7 @@ api_free(struct api **apip)
 	if (api == NULL)
 		return;
 	while (!LIST_EMPTY(&api->calls)) {
-		struct api_call *c = LIST_FIRST(&api->calls);
-
-		c->req = NULL;
-		call_free(c);
+		call_free(LIST_FIRST(&api->calls));
 	}
 	if (api->http != NULL)
 		evhttp_free(api->http);

@@ -18,6 +18,7 @@
 
 struct trigger;
 struct api;
+struct push;
 
 /* One IMAP pool per configured connection. */
 struct pool_slot {
@@ -45,6 +46,7 @@ struct daemon {
 	struct outbox *outbox;
 	struct webhook_sender *sender;
 	struct api *api;
+	struct push *push;              /* watchers of mode = "idle" triggers */
 	struct metrics metrics;
 
 	struct event *sig_term, *sig_int, *sig_hup;

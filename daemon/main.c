@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "mime.h"
+#include "push.h"
 #include "state.h"
 #include "trigger.h"
 #include "util.h"
@@ -186,6 +187,8 @@ daemon_reload(struct daemon *d)
 		}
 	}
 	free(d->triggers);
+	/* watchers are rebuilt for the new set of triggers */
+	push_free(&d->push);
 	/* the old pools go once no trigger holds their connections */
 	for (j = 0; j < n_old_pools; j++)
 		if (old_pools[j].name != NULL)
@@ -203,6 +206,7 @@ daemon_reload(struct daemon *d)
 			started++;
 		}
 	}
+	d->push = push_new(d);
 	webhook_sender_set_config(d->sender, ncfg);
 	if (ncfg->api == NULL || d->api == NULL || !api_same(d->api, ncfg->api)) {
 		api_free(&d->api);
@@ -246,6 +250,7 @@ daemon_stop(struct daemon *d, int code)
 	sd_notify(0, "STOPPING=1");
 	if (!d->once)
 		log_info("stopping");
+	push_free(&d->push);
 	for (i = 0; i < d->ntriggers; i++)
 		trigger_stop(d->triggers[i]);
 	api_free(&d->api);
@@ -312,6 +317,7 @@ daemon_free(struct daemon *d)
 {
 	size_t i;
 
+	push_free(&d->push);
 	for (i = 0; i < d->ntriggers; i++)
 		trigger_free(&d->triggers[i]);
 	free(d->triggers);
@@ -447,6 +453,8 @@ main(int argc, char **argv)
 	}
 	for (i = 0; i < d.ntriggers; i++)
 		trigger_start(d.triggers[i]);
+	if (!d.once)
+		d.push = push_new(&d);
 	if (!d.once)
 		log_info("imaphookd %s started: %zu trigger%s, %zu connection%s, state in %s",
 		    IMAPHOOK_VERSION, d.ntriggers, d.ntriggers == 1 ? "" : "s", d.npools,

@@ -78,6 +78,14 @@ metrics_render(struct daemon *d, struct str *out)
 		label(out, ti.name);
 		str_printf(out, "\"} %d\n", ti.failing ? 0 : 1);
 	}
+	header(out, "imaphook_trigger_push", "gauge",
+	    "How new mail reaches a trigger now (method notify, idle or poll).");
+	for (i = 0; i < d->ntriggers; i++) {
+		trigger_info(d->triggers[i], &ti);
+		str_append(out, "imaphook_trigger_push{trigger=\"");
+		label(out, ti.name);
+		str_printf(out, "\",method=\"%s\"} 1\n", ti.push != NULL ? ti.push : "poll");
+	}
 	header(out, "imaphook_webhook_deliveries_total", "counter",
 	    "Webhook attempts by result: ok (2xx), retry (will be retried), dead (dead letter).");
 	for (i = 0; d->sender != NULL && i < webhook_sender_webhook_count(d->sender); i++) {

@@ -83,6 +83,9 @@ struct trigger {
 	struct str mark_set;            /* UIDs of the batch, for \Seen */
 	uint32_t mark_lo, mark_hi;
 
+	const char *push;               /* static string, see trigger_set_push */
+	bool wake_pending;              /* woken during a poll: poll again */
+
 	/* health and metrics */
 	time_t last_poll_at, last_success_at;
 	char *last_error;
@@ -164,6 +167,41 @@ trigger_name(const struct trigger *t)
 	return t->name;
 }
 
+const char *
+trigger_connection(const struct trigger *t)
+{
+	return t->connection;
+}
+
+const char *
+trigger_mailbox(const struct trigger *t)
+{
+	return t->mailbox;
+}
+
+bool
+trigger_is_idle(const struct trigger *t)
+{
+	return t->mode == CFG_MODE_IDLE && !t->d->once;
+}
+
+void
+trigger_set_push(struct trigger *t, const char *method)
+{
+	t->push = method;
+}
+
+void
+trigger_wake(struct trigger *t)
+{
+	if (t->state == TRIG_WAIT) {
+		evtimer_del(t->timer);
+		trig_state(t, TRIG_LEASE);
+	} else if (t->state != TRIG_STOPPED) {
+		t->wake_pending = true;
+	}
+}
+
 bool
 trigger_same(const struct trigger *t, const struct cfg_trigger *cfg)
 {
@@ -189,6 +227,7 @@ trigger_info(const struct trigger *t, struct trigger_info *info_r)
 	info_r->connection = t->connection;
 	info_r->mailbox = t->mailbox;
 	info_r->mode = t->mode == CFG_MODE_IDLE ? "idle" : "poll";
+	info_r->push = t->push;
 	info_r->last_poll_at = t->last_poll_at;
 	info_r->last_success_at = t->last_success_at;
 	info_r->last_error = t->last_error;
@@ -233,9 +272,6 @@ trigger_start(struct trigger *t)
 {
 	uint64_t spread;
 
-	if (t->mode == CFG_MODE_IDLE)
-		log_info("trigger %s: mode \"idle\" polls every %u s in this version",
-		    t->name, t->interval);
 	t->state = TRIG_WAIT;
 	if (t->d->once) {
 		trig_schedule(t, 0);
@@ -737,6 +773,9 @@ trig_poll_end(struct trigger *t, bool ok)
 		ms = (uint64_t)t->interval * 1000u;
 		/* +-5% so that triggers drift apart */
 		ms = ms * (950u + random_u32() % 101u) / 1000u;
+		if (t->wake_pending)
+			ms = 0;         /* pushed during the poll: look again */
+		t->wake_pending = false;
 	} else {
 		t->failures++;
 		t->polls_failed++;

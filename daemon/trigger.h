@@ -27,6 +27,7 @@ struct daemon;
 
 struct trigger_info {
 	const char *name, *connection, *mailbox, *mode;
+	const char *push;               /* "notify", "idle" or NULL (polling) */
 	time_t last_poll_at;            /* 0: never */
 	time_t last_success_at;         /* 0: never */
 	const char *last_error;         /* NULL when the last poll succeeded */
@@ -45,6 +46,14 @@ void trigger_start(struct trigger *t);
  * persisted: what was not synced is fetched again next time). */
 void trigger_stop(struct trigger *t);
 const char *trigger_name(const struct trigger *t);
+const char *trigger_connection(const struct trigger *t);
+const char *trigger_mailbox(const struct trigger *t);
+/* mode = "idle" (and not --once) */
+bool trigger_is_idle(const struct trigger *t);
+/* How new mail reaches the trigger ("notify", "idle"), or NULL: polling. */
+void trigger_set_push(struct trigger *t, const char *method);
+/* New mail (push): poll now, or right after the poll in progress. */
+void trigger_wake(struct trigger *t);
 /* True when cfg describes this trigger exactly (reload keeps it). */
 bool trigger_same(const struct trigger *t, const struct cfg_trigger *cfg);
 void trigger_info(const struct trigger *t, struct trigger_info *info_r);

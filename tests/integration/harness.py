@@ -434,6 +434,29 @@ class Config:
     def connection(self, name):
         return next(c for c in self.connections if c["name"] == name)
 
+    def trigger(self, name):
+        return next(t for t in self.triggers if t["name"] == name)
+
+    def webhook(self, name):
+        return next(w for w in self.webhooks if w["name"] == name)
+
+    def remove_trigger(self, name):
+        self.triggers = [t for t in self.triggers if t["name"] != name]
+        self.written = False
+
+    def enable_api(self, **keys):
+        """Adds an api group listening on a free 127.0.0.1 port; returns
+        the port."""
+        port = free_port()
+        self.api = {"listen": "127.0.0.1:%d" % port}
+        self.api.update(keys)
+        self.written = False
+        return port
+
+    @property
+    def state_dir(self):
+        return Path(self.settings["state_dir"])
+
     def render(self):
         lines = ["# written by tests/integration/harness.py"]
         for key, value in self.settings.items():
@@ -823,6 +846,61 @@ class ImapClient:
         self.store(mailbox, uids, "+FLAGS", ["\\Deleted"])
         self._check("UID EXPUNGE", *self.imap.uid("EXPUNGE", str(uids)))
 
+    def append_many(self, mailbox, messages, flags=()):
+        """APPENDs every message (EmailMessage, bytes or str) in one
+        MULTIAPPEND command with LITERAL+ literals (RFC 3502, RFC 7888: one
+        round trip, atomic); returns their UIDs in order (from APPENDUID).
+        Hundreds of messages take milliseconds instead of seconds."""
+        raws = [message_bytes(m) for m in messages]
+        if not raws:
+            return []
+        imap = self.imap
+        flag_part = (" (%s)" % " ".join(flags)).encode("ascii") if flags else b""
+        tag = imap._new_tag()
+        imap.tagged_commands[tag] = None
+        parts = [tag, b" APPEND ", imap_mailbox(mailbox).encode("ascii")]
+        for raw in raws:
+            parts += [flag_part, b" {%d+}\r\n" % len(raw), raw]
+        parts.append(b"\r\n")
+        imap.send(b"".join(parts))
+        typ, data = imap._command_complete("APPEND", tag)
+        self._check("MULTIAPPEND %s (%d messages)" % (mailbox, len(raws)), typ, data)
+        m = re.search(rb"\[APPENDUID \d+ ([\d:,]+)\]", data[-1] or b"")
+        if m is None:
+            raise ImapError("MULTIAPPEND %s: no APPENDUID in %r" % (mailbox, data))
+        uids = []
+        for r in m.group(1).split(b","):
+            lo, _, hi = r.partition(b":")
+            uids.extend(range(int(lo), int(hi or lo) + 1))
+        if len(uids) != len(raws):
+            raise ImapError("MULTIAPPEND %s: %d UIDs for %d messages: %r"
+                            % (mailbox, len(uids), len(raws), data))
+        return uids
+
+    def attributes(self, mailbox=None, uids="1:*"):
+        """{uid: {"flags": set (without \\Recent), "size": RFC822.SIZE,
+        "internalDate": the INTERNALDATE string}} as the server says."""
+        self._ensure_selected(mailbox)
+        data = self._check("UID FETCH", *self.imap.uid(
+            "FETCH", str(uids), "(UID FLAGS RFC822.SIZE INTERNALDATE)"))
+        out = {}
+        for item in data:
+            if item is None:
+                continue
+            if isinstance(item, tuple):
+                item = item[0]
+            u = re.search(rb"UID (\d+)", item)
+            f = re.search(rb"FLAGS \(([^)]*)\)", item)
+            z = re.search(rb"RFC822\.SIZE (\d+)", item)
+            d = re.search(rb'INTERNALDATE "([^"]+)"', item)
+            if u and f and z and d:
+                out[int(u.group(1))] = {
+                    "flags": {x for x in f.group(1).decode().split() if x.lower() != "\\recent"},
+                    "size": int(z.group(1)),
+                    "internalDate": d.group(1).decode(),
+                }
+        return out
+
 
 _live = set()           # Dovecot, Daemon and Receiver objects to stop at exit
 _live_lock = threading.Lock()
@@ -1112,6 +1190,7 @@ class ReceivedRequest:
         self.time = received_at                      # time.time() when complete
         self.connection = connection                 # number of the TCP connection
         self.signature_ok = signature_ok             # None without a secret
+        self.status = None                           # the status it was answered with
 
     @property
     def json(self):
@@ -1211,8 +1290,10 @@ class Receiver:
                 req = ReceivedRequest(self.command, self.path, header_list, body, time.time(),
                                       self.conn_number, sig)
                 with receiver._cond:
-                    receiver.requests.append(req)
                     resp = receiver._queue.pop(0) if receiver._queue else receiver.default
+                    # what the request got: None when it gets no answer
+                    req.status = None if (resp.hang or resp.drop) else resp.status
+                    receiver.requests.append(req)
                     receiver._cond.notify_all()
                 if resp.hang:
                     receiver._stopping.wait()
@@ -1305,6 +1386,46 @@ class Receiver:
     def clear(self):
         with self._cond:
             self.requests = []
+
+    def wait_until(self, predicate, timeout=10.0, what="condition"):
+        """Waits until predicate(requests so far) is true; returns that
+        value. Raises AssertionError (listing what came) on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(list(self.requests))
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("receiver %s: no %s after %.1f s; %d request(s): %r"
+                                         % (self.url(""), what, timeout, len(self.requests),
+                                            self.requests))
+                self._cond.wait(min(left, 0.5))
+
+    def wait_for_ids(self, ids, timeout=10.0, ok_only=True):
+        """Waits until a request (answered 2xx when ok_only) has arrived for
+        every webhook-id in ids."""
+        ids = set(ids)
+
+        def done(reqs):
+            got = {r.header("webhook-id") for r in reqs if not ok_only or 200 <= r.status < 300}
+            return ids <= got
+        return self.wait_until(done, timeout, what="requests for %d id(s) %s"
+                               % (len(ids), sorted(ids)[:5]))
+
+    def ids(self, ok_only=False):
+        """The webhook-id of every request so far, in arrival order (only
+        those answered 2xx when ok_only)."""
+        with self._cond:
+            return [r.header("webhook-id") for r in self.requests
+                    if not ok_only or 200 <= r.status < 300]
+
+    def events(self, ok_only=False):
+        """The JSON bodies of the requests so far, in arrival order."""
+        with self._cond:
+            reqs = [r for r in self.requests if not ok_only or 200 <= r.status < 300]
+        return [r.json for r in reqs]
 
 
 # ------------------------------------------------------------------ daemon
@@ -1473,6 +1594,8 @@ class Daemon:
         """After the exit: collects the rest of the log, checks sanitizers."""
         if self._reader is not None:
             self._reader.join(10)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
         self.rc = self.proc.returncode
         _untrack(self)
         if not self._checked:
@@ -1501,6 +1624,239 @@ class Daemon:
         """`imaphookd -c CONFIG --check-config`; returns the Result."""
         return cls.run(config, "--check-config", timeout=timeout)
 
+
+
+# ------------------------------------------------------- daemon test tools
+
+def new_webhook_secret():
+    """A fresh Standard Webhooks secret, "whsec_<base64 of 24 bytes>"."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+
+
+def http_get(port, path, token=None, timeout=10):
+    """GET http://127.0.0.1:PORT/PATH -> (status, headers dict with lower-case
+    names, body bytes)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Authorization": "Bearer " + token} if token else {}
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+_METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
+_LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:\\.|[^"\\])*)"\s*,?')
+
+
+class Metrics:
+    """A parsed Prometheus text exposition: samples {(name, frozenset of
+    (label, value)): float} and the # TYPE of each family."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = {}
+        self.types = {}
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, typ = line.split(None, 3)
+                self.types[name] = typ
+                continue
+            if not line.strip() or line.startswith("#"):
+                continue
+            m = _METRIC_RE.match(line)
+            if m is None:
+                raise AssertionError("not a Prometheus sample line: %r" % line)
+            labels = {}
+            rest = m.group(2) or ""
+            pos = 0
+            while pos < len(rest):
+                lm = _LABEL_RE.match(rest, pos)
+                if lm is None:
+                    raise AssertionError("bad labels in %r" % line)
+                labels[lm.group(1)] = re.sub(r"\\(.)", lambda x: "\n" if x.group(1) == "n"
+                                             else x.group(1), lm.group(2))
+                pos = lm.end()
+            self.samples[(m.group(1), frozenset(labels.items()))] = float(m.group(3))
+
+    def get(self, name, default=None, **labels):
+        """The value of the sample name{labels} (labels exactly), or
+        default."""
+        return self.samples.get((name, frozenset(labels.items())), default)
+
+    def names(self):
+        return {name for name, _ in self.samples}
+
+    def __repr__(self):
+        return "<Metrics %d samples>" % len(self.samples)
+
+
+class Api:
+    """A client of imaphookd's HTTP API on 127.0.0.1:port."""
+
+    def __init__(self, port, token=None):
+        self.port, self.token = port, token
+
+    def get(self, path, timeout=10):
+        return http_get(self.port, path, token=self.token, timeout=timeout)
+
+    def healthz(self):
+        """(HTTP status, parsed JSON) of GET /healthz."""
+        status, _, body = self.get("/healthz")
+        return status, json.loads(body.decode("utf-8"))
+
+    def trigger(self, name):
+        """The /healthz entry of trigger name (and the HTTP status)."""
+        status, doc = self.healthz()
+        for t in doc["triggers"]:
+            if t["name"] == name:
+                return status, t
+        raise AssertionError("no trigger %s in /healthz: %r" % (name, doc))
+
+    def metrics(self):
+        status, headers, body = self.get("/metrics")
+        if status != 200:
+            raise AssertionError("GET /metrics: HTTP %s %r" % (status, body[:300]))
+        return Metrics(body.decode("utf-8"))
+
+    def polls(self, trigger, result="ok"):
+        """imaphook_polls_total{trigger, result}, 0 when absent."""
+        return self.metrics().get("imaphook_polls_total", 0, trigger=trigger, result=result)
+
+    def wait_polls(self, trigger, more=2, timeout=15, result="ok"):
+        """Waits until trigger has completed `more` polls with result after
+        this call (a poll that had started may count as the first). Returns
+        the count reached."""
+        start = self.polls(trigger, result)
+        return wait_until(lambda: self.polls(trigger, result) >= start + more
+                          and self.polls(trigger, result), timeout=timeout,
+                          what="%d more %s poll(s) of trigger %s" % (more, result, trigger))
+
+
+def queued_files(state_dir, webhook="*", trigger="*"):
+    """The event files waiting in state_dir/outbox/WEBHOOK/TRIGGER/, sorted
+    by name (that is, in delivery order per queue)."""
+    return sorted(Path(state_dir).glob("outbox/%s/%s/*.json" % (webhook, trigger)))
+
+
+def dead_letters(state_dir, webhook="*", trigger="*"):
+    """The dead letters in state_dir/dead/WEBHOOK/TRIGGER/*.json, sorted."""
+    return sorted(Path(state_dir).glob("dead/%s/%s/*.json" % (webhook, trigger)))
+
+
+def trigger_state(state_dir, trigger):
+    """The parsed state_dir/triggers/TRIGGER.json, or None."""
+    try:
+        return json.loads((Path(state_dir) / "triggers" / (trigger + ".json")).read_text())
+    except FileNotFoundError:
+        return None
+
+
+class TcpProxy:
+    """A plain TCP relay 127.0.0.1:port -> target, for watching and pausing
+    a client's conversation with a server (plain-text IMAP: secure = false).
+
+    on_client(data, conn) and on_server(data, conn) are called in the relay
+    threads with each chunk before it is forwarded; conn is a per-connection
+    dict ("number" and anything the hooks keep there). A hook may block (the
+    chunk waits) and returns nothing or the bytes to forward instead."""
+
+    def __init__(self, target_host, target_port, on_client=None, on_server=None):
+        self.target = (target_host, target_port)
+        self.on_client, self.on_server = on_client, on_server
+        self.port = None
+        self.connections = 0
+        self._listener = None
+        self._socks = set()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread = None
+        self.errors = []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, daemon=True,
+                                        name="proxy-%d" % self.port)
+        self._thread.start()
+        _track(self)
+        return self
+
+    def _accept(self):
+        while not self._stopping:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError as e:
+                self.errors.append("connect %s:%d: %s" % (self.target + (e,)))
+                client.close()
+                continue
+            with self._lock:
+                self.connections += 1
+                conn = {"number": self.connections}
+                self._socks.update((client, upstream))
+            for src, dst, hook in ((client, upstream, "on_client"),
+                                   (upstream, client, "on_server")):
+                threading.Thread(target=self._pump, args=(src, dst, hook, conn),
+                                 daemon=True).start()
+
+    def _pump(self, src, dst, hook_name, conn):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                hook = getattr(self, hook_name)
+                if hook is not None:
+                    try:
+                        out = hook(data, conn)
+                    except Exception as e:          # shown by the test
+                        self.errors.append("%s: %r" % (hook_name, e))
+                        out = None
+                    if out is not None:
+                        data = out
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self._stopping = True
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            socks = list(self._socks)
+            self._socks.clear()
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        _untrack(self)
+
+    _emergency_stop = stop
 
 # ---------------------------------------------------------------- test case
 
@@ -1549,3 +1905,108 @@ class IntegrationTestCase(unittest.TestCase):
         d = Daemon(config, *args, env=env)
         self.addCleanup(d.stop)
         return d.start(wait_for=wait_for, timeout=timeout)
+
+
+class DaemonTestCase(IntegrationTestCase):
+    """Base of the imaphookd tests. The test module sets `server` (a started
+    Dovecot) on its classes; every test gets its own user (self.user,
+    self.password) and an imaplib client on it (self.imap), so mailboxes
+    never leak between tests.
+
+        cfg = self.make_config()               # connection "main", API on
+        rx = self.receiver()                   # signed, stopped after the test
+        self.add_hook(cfg, "hook", rx)
+        cfg.add_trigger("t", "main", "INBOX", ["hook"], interval=1)
+        d = self.run_daemon(cfg)               # waits for "started"
+        self.api.wait_polls("t")               # /metrics: two polls done
+    """
+
+    server = None           # a started Dovecot
+    imap_mode = "tls"       # how imaphookd connects (Dovecot.connection modes)
+    # short retries, so that recoveries happen within a test's patience
+    config_defaults = {"poll_backoff_max": 2, "auth_backoff_max": 2,
+                       "webhook_backoff_max": 2}
+
+    def setUp(self):
+        if self.server is None:
+            raise AssertionError("%s.server is not set: start a Dovecot in setUpModule"
+                                 % type(self).__name__)
+        self.user, self.password = self.server.add_user()
+        self.imap = self.server.imap(self.user)
+        self.addCleanup(self.imap.close)
+        self.api = None
+
+    def make_config(self, api=True, mode=None, **settings):
+        """A Config with connection "main" to this test's user and, unless
+        api is false, the API on a free port (self.api is its client)."""
+        values = dict(self.config_defaults)
+        values.update(settings)
+        cfg = Config(**values)
+        cfg.add_connection(**self.server.connection(self.user, mode=mode or self.imap_mode))
+        if api:
+            self.api = Api(cfg.enable_api())
+        return cfg
+
+    def receiver(self, secret=True, **kw):
+        """A started Receiver (with a fresh secret unless secret is false or
+        given), stopped after the test."""
+        if secret is True:
+            secret = new_webhook_secret()
+        return self.start_receiver(secret=secret or None, **kw)
+
+    @staticmethod
+    def add_hook(cfg, name, rx, **keys):
+        """Adds webhook name posting to receiver rx, signed with its
+        secret."""
+        return cfg.add_webhook(name, rx.url(), secret=rx.secret, **keys)
+
+    def run_daemon(self, cfg, *args, env=None):
+        """Writes cfg and starts imaphookd on it; returns the Daemon once it
+        logged that it started."""
+        cfg.write()
+        return self.start_daemon(cfg, *args, env=env, wait_for=r"imaphookd \S+ started")
+
+    def once(self, cfg, expect=0, timeout=60):
+        """imaphookd --once on cfg; asserts its exit status; returns the
+        Result."""
+        cfg.write()
+        result = Daemon.once(cfg, timeout=timeout)
+        self.assertExit(result, expect, "imaphookd --once")
+        return result
+
+    def uidvalidity(self, mailbox="INBOX"):
+        return self.imap.status(mailbox, ("UIDVALIDITY",))["UIDVALIDITY"]
+
+    def append(self, count, mailbox="INBOX", **kw):
+        """Appends count messages (subjects "m1".., make_message(**kw)) in one
+        command; returns their UIDs."""
+        return self.imap.append_many(mailbox, [make_message(subject="m%d" % i, **kw)
+                                               for i in range(1, count + 1)])
+
+    @staticmethod
+    def event_ids(trigger, uidvalidity, uids):
+        return ["%s:%d:%d" % (trigger, uidvalidity, u) for u in uids]
+
+    def assertSigned(self, rx):
+        """Every request rx got carries a valid signature."""
+        bad = [r for r in rx.requests if r.signature_ok is not True]
+        if bad:
+            self.fail("requests without a valid signature: %r\n%s"
+                      % (bad, "\n".join(str(r.header_list) for r in bad[:3])))
+
+    def assertDeliveredExactly(self, rx, ids, msg=None):
+        """The 2xx-answered requests of rx are exactly ids, in that order
+        (nothing missing, nothing twice), each body's id matching its
+        webhook-id header, and signed when rx has a secret."""
+        got = rx.ids(ok_only=True)
+        if got != list(ids):
+            dupes = sorted({i for i in got if got.count(i) > 1})
+            self.fail("%sdelivered %d event(s), expected %d\n  missing: %s\n  duplicates: %s\n"
+                      "  unexpected: %s\n  order: %s"
+                      % (msg + ": " if msg else "", len(got), len(ids),
+                         sorted(set(ids) - set(got))[:10], dupes[:10],
+                         sorted(set(got) - set(ids))[:10], got[:20]))
+        for r in rx.requests:
+            self.assertEqual(r.json["id"], r.header("webhook-id"))
+        if rx.secret is not None:
+            self.assertSigned(rx)

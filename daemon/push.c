@@ -1,0 +1,476 @@
+/* push: IDLE and NOTIFY watchers that wake triggers; see push.h */
+#include "push.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+
+#include "action.h"
+#include "daemon.h"
+#include "imap_pool.h"
+#include "log.h"
+#include "trigger.h"
+#include "util.h"
+
+enum watcher_state {
+	W_BACKOFF,      /* waiting to connect again */
+	W_LEASE,        /* waiting for a connection */
+	W_SETUP,        /* NOTIFY SET, or EXAMINE + IDLE, sent */
+	W_WATCHING,     /* idling, or NOTIFY in force */
+	W_RESTART,      /* DONE (or NOOP) sent, waiting for its answer */
+};
+
+static const char *const strstate[] = {
+	[W_BACKOFF] = "backoff",
+	[W_LEASE] = "lease",
+	[W_SETUP] = "setup",
+	[W_WATCHING] = "watching",
+	[W_RESTART] = "restart",
+};
+
+enum push_method { PUSH_PROBING, PUSH_NOTIFY, PUSH_IDLE, PUSH_NONE };
+
+struct push_account;
+
+struct watcher {
+	struct push_account *acct;
+	enum watcher_state state;
+	char *mailbox;                  /* IDLE: the mailbox; NULL with NOTIFY */
+	struct imap_pool *pool;
+	struct imap_lease *lease;
+	struct imap_conn *conn;
+	struct event *timer;
+	unsigned pending;
+	bool failed;
+	bool fresh;                     /* connected since the last wake-up */
+	unsigned failures;
+};
+
+struct push_account {
+	struct push *push;
+	char *connection;
+	unsigned budget;                /* watcher connections allowed */
+	char **mailboxes;               /* distinct mailboxes of idle triggers */
+	size_t nmailboxes;
+	enum push_method method;
+	struct watcher **watchers;
+	size_t nwatchers;
+};
+
+struct push {
+	struct daemon *d;
+	struct push_account *accts;
+	size_t naccts;
+};
+
+static void watcher_state(struct watcher *, enum watcher_state);
+static void watcher_lost(struct watcher *, const char *);
+
+/* Tells the account's triggers on mailbox (NULL: all) how they are pushed,
+ * and optionally wakes them. */
+static void
+acct_triggers(struct push_account *a, const char *mailbox, const char *method, bool wake)
+{
+	struct daemon *d = a->push->d;
+	size_t i;
+
+	for (i = 0; i < d->ntriggers; i++) {
+		struct trigger *t = d->triggers[i];
+
+		if (!trigger_is_idle(t) || strcmp(trigger_connection(t), a->connection) != 0)
+			continue;
+		if (mailbox != NULL && strcmp(trigger_mailbox(t), mailbox) != 0)
+			continue;
+		if (method != NULL)
+			trigger_set_push(t, method);
+		if (wake)
+			trigger_wake(t);
+	}
+}
+
+static const struct cfg_connection *
+acct_cfg(struct push_account *a)
+{
+	return config_find_connection(a->push->d->config, a->connection);
+}
+
+/* watcher life */
+
+static struct watcher *
+watcher_new(struct push_account *a, const char *mailbox)
+{
+	struct watcher *w = xcalloc(1, sizeof(*w));
+
+	w->acct = a;
+	w->mailbox = mailbox != NULL ? xstrdup(mailbox) : NULL;
+	w->timer = evtimer_new(a->push->d->base, NULL, NULL);
+	a->watchers = xreallocarray(a->watchers, a->nwatchers + 1, sizeof(*a->watchers));
+	a->watchers[a->nwatchers++] = w;
+	return w;
+}
+
+static void
+watcher_release(struct watcher *w)
+{
+	imap_pool_cancel(&w->lease);
+	if (w->conn != NULL) {
+		imap_conn_set_unsolicited_cb(w->conn, NULL, NULL);
+		if (w->pool != NULL && w->pool == daemon_pool(w->acct->push->d, w->acct->connection))
+			imap_pool_release(w->pool, w->conn, false);
+		imap_conn_unref(&w->conn);
+	}
+	w->pool = NULL;
+}
+
+static void
+watcher_free(struct watcher *w)
+{
+	evtimer_del(w->timer);
+	watcher_release(w);
+	event_free(w->timer);
+	free(w->mailbox);
+	free(w);
+}
+
+static void
+watcher_timer_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	struct watcher *w = arg;
+
+	switch (w->state) {
+	case W_BACKOFF:
+		watcher_state(w, W_LEASE);
+		break;
+	case W_WATCHING:
+		watcher_state(w, W_RESTART);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+watcher_arm(struct watcher *w, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_assign(w->timer, w->acct->push->d->base, watcher_timer_cb, w);
+	evtimer_add(w->timer, &tv);
+}
+
+/* commands */
+
+static void
+watcher_untagged(struct imap_conn *conn ATTR_UNUSED, const struct imap_resp *resp, void *arg)
+{
+	struct watcher *w = arg;
+	const char *name;
+	size_t len;
+	char *mailbox;
+
+	if (resp->name == NULL)
+		return;
+	if (strcmp(resp->name, "EXISTS") == 0 && w->mailbox != NULL &&
+	    (w->state == W_WATCHING || w->state == W_RESTART)) {
+		log_debug("push %s: new mail in %s", w->acct->connection, w->mailbox);
+		acct_triggers(w->acct, w->mailbox, NULL, true);
+	} else if (strcmp(resp->name, "STATUS") == 0 && w->mailbox == NULL && resp->argc >= 1 &&
+	    imap_arg_get_astring(&resp->args[0], &name, &len)) {
+		mailbox = action_mailbox_from_wire(name, len);
+		if (strcasecmp(mailbox, "INBOX") == 0) {
+			free(mailbox);
+			mailbox = xstrdup("INBOX");
+		}
+		log_debug("push %s: NOTIFY for %s", w->acct->connection, mailbox);
+		acct_triggers(w->acct, mailbox, NULL, true);
+		free(mailbox);
+	}
+}
+
+static void
+watcher_cmd_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *reply, void *arg)
+{
+	struct watcher *w = arg;
+
+	w->pending--;
+	if (reply->status != IMAP_STATUS_OK && !w->failed) {
+		w->failed = true;
+		watcher_lost(w, reply->err.msg);
+		return;
+	}
+	if (w->pending > 0 || w->failed)
+		return;
+	if (w->state == W_RESTART) {
+		/* IDLE ended (or NOOP answered): watch on */
+		watcher_state(w, w->acct->method == PUSH_IDLE ? W_SETUP : W_WATCHING);
+	} else if (w->state == W_SETUP && w->acct->method == PUSH_NOTIFY) {
+		watcher_state(w, W_WATCHING);   /* NOTIFY SET accepted */
+	}
+}
+
+static void
+watcher_idling(struct imap_conn *conn ATTR_UNUSED, void *arg)
+{
+	struct watcher *w = arg;
+
+	if (w->state == W_SETUP)
+		watcher_state(w, W_WATCHING);
+}
+
+static void
+watcher_send(struct watcher *w, struct imap_cmd *cmd)
+{
+	w->pending++;
+	imap_cmd_send(cmd, watcher_cmd_done, watcher_untagged, w);
+}
+
+static void
+watcher_send_examine(struct watcher *w)
+{
+	struct imap_cmd *cmd = imap_cmd_new(w->conn);
+
+	imap_cmd_add(cmd, "EXAMINE ");
+	if (imap_cmd_mailbox(cmd, w->mailbox) < 0)
+		imap_cmd_add(cmd, "INBOX");
+	watcher_send(w, cmd);
+}
+
+static void
+watcher_send_notify(struct watcher *w)
+{
+	struct push_account *a = w->acct;
+	struct imap_cmd *cmd = imap_cmd_new(w->conn);
+	size_t i;
+
+	/* RFC 5465: SET (mailboxes (A B) (events)); MessageNew needs
+	 * MessageExpunge beside it */
+	imap_cmd_add(cmd, "NOTIFY SET (mailboxes (");
+	for (i = 0; i < a->nmailboxes; i++) {
+		if (i > 0)
+			imap_cmd_add(cmd, " ");
+		if (imap_cmd_mailbox(cmd, a->mailboxes[i]) < 0)
+			imap_cmd_add(cmd, "INBOX");
+	}
+	imap_cmd_add(cmd, ") (MessageNew MessageExpunge))");
+	watcher_send(w, cmd);
+}
+
+/* The first connection of an account tells what the server can do. */
+static void
+acct_probed(struct push_account *a, struct watcher *w)
+{
+	const struct cfg_connection *cfg = acct_cfg(a);
+	size_t i, n;
+
+	if (imap_conn_has_cap(w->conn, "NOTIFY")) {
+		a->method = PUSH_NOTIFY;
+		log_info("push %s: NOTIFY watches %zu mailbox%s on one connection",
+		    a->connection, a->nmailboxes, a->nmailboxes == 1 ? "" : "es");
+		acct_triggers(a, NULL, "notify", false);
+		return;
+	}
+	if (!imap_conn_has_cap(w->conn, "IDLE")) {
+		a->method = PUSH_NONE;
+		log_info("push %s: the server has neither NOTIFY nor IDLE: idle triggers "
+		    "poll every interval", a->connection);
+		return;
+	}
+	a->method = PUSH_IDLE;
+	n = a->nmailboxes < a->budget ? a->nmailboxes : a->budget;
+	free(w->mailbox);
+	w->mailbox = xstrdup(a->mailboxes[0]);
+	acct_triggers(a, a->mailboxes[0], "idle", false);
+	for (i = 1; i < n; i++) {
+		acct_triggers(a, a->mailboxes[i], "idle", false);
+		watcher_state(watcher_new(a, a->mailboxes[i]), W_LEASE);
+	}
+	log_info("push %s: IDLE on %zu connection%s", a->connection, n, n == 1 ? "" : "s");
+	for (; i < a->nmailboxes; i++)
+		log_warn("push %s: no connection left for IDLE on %s (max_connections = %u "
+		    "keeps one for polls and API calls): it polls every interval",
+		    a->connection, a->mailboxes[i], cfg != NULL ? cfg->max_connections : 0);
+}
+
+static void
+watcher_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
+{
+	struct watcher *w = arg;
+	struct push_account *a = w->acct;
+
+	w->lease = NULL;
+	if (conn == NULL) {
+		watcher_lost(w, err->msg);
+		return;
+	}
+	imap_conn_ref(conn);
+	w->conn = conn;
+	/* NOTIFY's STATUS responses come while no command is pending */
+	imap_conn_set_unsolicited_cb(conn, watcher_untagged, w);
+	if (a->method == PUSH_PROBING)
+		acct_probed(a, w);
+	if (a->method == PUSH_NONE) {
+		watcher_release(w);
+		return;
+	}
+	w->fresh = true;
+	if (a->method == PUSH_NOTIFY)
+		watcher_send_notify(w);
+	else
+		watcher_send_examine(w);
+	watcher_state(w, W_SETUP);
+}
+
+/* The watcher's connection failed: poll meanwhile, reconnect later. */
+static void
+watcher_lost(struct watcher *w, const char *why)
+{
+	struct daemon *d = w->acct->push->d;
+	uint64_t ms;
+
+	w->failures++;
+	ms = backoff_delay_ms(w->failures, d->config->poll_backoff_max);
+	log_warn("push %s%s%s: %s (reconnecting in %.1f s; polling meanwhile)",
+	    w->acct->connection, w->mailbox != NULL ? " " : "",
+	    w->mailbox != NULL ? w->mailbox : "", why, (double)ms / 1000.0);
+	watcher_release(w);
+	w->state = W_BACKOFF;
+	watcher_arm(w, ms);
+}
+
+static void
+watcher_state(struct watcher *w, enum watcher_state next)
+{
+	struct push_account *a = w->acct;
+	const struct cfg_connection *cfg = acct_cfg(a);
+	struct imap_cmd *cmd;
+
+	log_debug("push %s: %s -> %s", a->connection, strstate[w->state], strstate[next]);
+	w->state = next;
+	switch (next) {
+	case W_BACKOFF:
+		break;
+	case W_LEASE:
+		w->failed = false;
+		w->pool = daemon_pool(a->push->d, a->connection);
+		if (w->pool == NULL || cfg == NULL) {
+			watcher_lost(w, "connection not configured");
+			return;
+		}
+		w->lease = imap_pool_lease(w->pool, watcher_lease_cb, w);
+		break;
+	case W_SETUP:
+		/* IDLE (after EXAMINE); NOTIFY SET was sent by the lease */
+		if (a->method == PUSH_IDLE) {
+			w->pending++;
+			imap_conn_idle(w->conn, watcher_cmd_done, watcher_untagged,
+			    watcher_idling, w);
+		}
+		break;
+	case W_WATCHING:
+		watcher_arm(w, (uint64_t)cfg->idle_restart * 1000u);
+		if (w->failures > 0)
+			log_info("push %s%s%s: watching again", a->connection,
+			    w->mailbox != NULL ? " " : "", w->mailbox != NULL ? w->mailbox : "");
+		w->failures = 0;
+		if (w->fresh) {
+			/* mail may have come while we were away or setting up */
+			w->fresh = false;
+			acct_triggers(a, w->mailbox, NULL, true);
+		}
+		break;
+	case W_RESTART:
+		if (a->method == PUSH_IDLE) {
+			imap_conn_idle_done(w->conn);
+		} else {
+			cmd = imap_cmd_new(w->conn);
+			imap_cmd_add(cmd, "NOOP");
+			watcher_send(w, cmd);
+		}
+		break;
+	}
+}
+
+/* setup */
+
+static struct push_account *
+push_account(struct push *p, const char *connection)
+{
+	size_t i;
+
+	for (i = 0; i < p->naccts; i++)
+		if (strcmp(p->accts[i].connection, connection) == 0)
+			return &p->accts[i];
+	p->accts = xreallocarray(p->accts, p->naccts + 1, sizeof(*p->accts));
+	memset(&p->accts[p->naccts], 0, sizeof(p->accts[0]));
+	p->accts[p->naccts].push = p;
+	p->accts[p->naccts].connection = xstrdup(connection);
+	return &p->accts[p->naccts++];
+}
+
+struct push *
+push_new(struct daemon *d)
+{
+	struct push *p = xcalloc(1, sizeof(*p));
+	size_t i, j;
+
+	p->d = d;
+	for (i = 0; i < d->ntriggers; i++) {
+		struct trigger *t = d->triggers[i];
+		struct push_account *a;
+
+		if (!trigger_is_idle(t))
+			continue;
+		trigger_set_push(t, NULL);
+		a = push_account(p, trigger_connection(t));
+		for (j = 0; j < a->nmailboxes; j++)
+			if (strcmp(a->mailboxes[j], trigger_mailbox(t)) == 0)
+				break;
+		if (j == a->nmailboxes) {
+			a->mailboxes = xreallocarray(a->mailboxes, a->nmailboxes + 1, sizeof(char *));
+			a->mailboxes[a->nmailboxes++] = xstrdup(trigger_mailbox(t));
+		}
+	}
+	for (i = 0; i < p->naccts; i++) {
+		struct push_account *a = &p->accts[i];
+		const struct cfg_connection *cfg = acct_cfg(a);
+
+		a->budget = cfg != NULL && cfg->max_connections > 1 ? cfg->max_connections - 1 : 0;
+		if (a->budget == 0) {
+			a->method = PUSH_NONE;
+			log_warn("push %s: max_connections = 1 leaves no connection to watch "
+			    "with: idle triggers poll every interval (raise max_connections)",
+			    a->connection);
+			continue;
+		}
+		a->method = PUSH_PROBING;
+		watcher_state(watcher_new(a, NULL), W_LEASE);
+	}
+	return p;
+}
+
+void
+push_free(struct push **pp)
+{
+	struct push *p = *pp;
+	size_t i, j;
+
+	*pp = NULL;
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->naccts; i++) {
+		struct push_account *a = &p->accts[i];
+
+		for (j = 0; j < a->nwatchers; j++)
+			watcher_free(a->watchers[j]);
+		free(a->watchers);
+		for (j = 0; j < a->nmailboxes; j++)
+			free(a->mailboxes[j]);
+		free(a->mailboxes);
+		free(a->connection);
+	}
+	free(p->accts);
+	free(p);
+}

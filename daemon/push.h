@@ -1,0 +1,32 @@
+/*
+ * push: new mail without waiting for the interval, for triggers with
+ * mode = "idle". Per connection (account):
+ *
+ *   - the server has NOTIFY (RFC 5465): one connection watches every idle
+ *     trigger's mailbox (NOTIFY SET ... MessageNew), whatever their number;
+ *   - else, with IDLE (RFC 2177): one connection per mailbox, sitting in
+ *     IDLE, at most max_connections - 1 of them (one stays for polls and API
+ *     calls); the mailboxes beyond that budget keep polling (logged);
+ *   - else: polling (logged once).
+ *
+ * A watcher only wakes triggers: the fetch itself is the trigger's ordinary
+ * poll on a pooled connection, so UID state, batching and durability are
+ * the same as for polling. IDLE is re-issued (or NOTIFY checked with NOOP)
+ * every idle_restart seconds, which also notices a dead connection through
+ * the command time-out; TCP keepalive backs that up. A watcher that fails is
+ * reconnected with capped exponential back-off, and its triggers are woken
+ * when it is back (mail may have come meanwhile).
+ */
+#ifndef IMAPHOOKD_PUSH_H
+#define IMAPHOOKD_PUSH_H
+
+struct daemon;
+struct push;
+
+/* Starts watching for the idle-mode triggers of d (none: returns a push
+ * that does nothing). */
+struct push *push_new(struct daemon *d);
+/* Closes every watcher connection. */
+void push_free(struct push **push);
+
+#endif
