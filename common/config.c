@@ -181,7 +181,8 @@ load_xoauth2(struct cfgval *cv, const char *ctx, const config_setting_t *g,
 			    "auth = \"xoauth2\"", password_keys[i]);
 		}
 	}
-	if (cfgval_string(cv, ctx, opt(g, "username"), CFGVAL_NAME, &v) > 0)
+	/* XOAUTH2 and OAUTHBEARER name the user too */
+	if (cfgval_require_string(cv, ctx, g, "username", CFGVAL_NAME, &v) > 0)
 		c->username = xstrdup(v);
 	if ((s = opt(g, "oauth2_token_command")) == NULL) {
 		cfgval_problem(cv, g, ctx, "auth = \"xoauth2\" requires "

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "oauth2.h"
 #include "util.h"
 
 static const char *const strstate[] = {
@@ -151,6 +152,10 @@ conn_destroy(struct imap_conn *conn)
 		SSL_CTX_free(conn->ssl_ctx);
 	free(conn->bye);
 	free(conn->selected);
+	if (conn->token != NULL) {
+		explicit_bzero(conn->token, strlen(conn->token));
+		free(conn->token);
+	}
 	free(conn->name);
 	free(conn);
 }
@@ -186,6 +191,16 @@ imap_conn_unref(struct imap_conn **connp)
 	if (event_base_once(conn->base, -1, EV_TIMEOUT, conn_destroy_cb, conn,
 	    &(struct timeval){ 0, 0 }) < 0)
 		conn_destroy(conn);
+}
+
+void
+imap_conn_set_oauth2_token(struct imap_conn *conn, const char *token)
+{
+	if (conn->token != NULL) {
+		explicit_bzero(conn->token, strlen(conn->token));
+		free(conn->token);
+	}
+	conn->token = token != NULL ? xstrdup(token) : NULL;
 }
 
 void
@@ -575,28 +590,62 @@ conn_fail(struct imap_conn *conn, const struct imap_error *err)
 }
 
 /* The state machine of the set-up. */
+/* AUTHENTICATE mech with its initial response (after "+" without SASL-IR).
+ * cont_reply answers an error challenge (the server then says NO). */
+static void
+conn_authenticate(struct imap_conn *conn, const char *mech, const char *ir,
+    const char *cont_reply)
+{
+	struct imap_cmd *cmd = imap_cmd_new(conn);
+
+	imap_cmd_secret(cmd);
+	if (imap_conn_has_cap(conn, "SASL-IR")) {
+		imap_cmd_addf(cmd, "AUTHENTICATE %s %s", mech, ir);
+	} else {
+		imap_cmd_addf(cmd, "AUTHENTICATE %s\r\n", mech);
+		imap_cmd_break(cmd);
+		imap_cmd_add(cmd, ir);
+	}
+	cmd->cont_reply = cont_reply;
+	conn_send_internal(cmd);
+}
+
 static void
 conn_start_auth(struct imap_conn *conn)
 {
 	const struct cfg_connection *cfg = conn->cfg;
 	struct imap_cmd *cmd;
 	struct imap_error err;
+	char *ir;
 
 	if (conn->preauth) {
 		conn_state(conn, IMAP_CONN_CAPABILITY_AUTH);
 		return;
 	}
-	if (cfg->auth != CFG_AUTH_LOGIN) {
-		imap_error_set(&err, IMAP_ERR_AUTH, "%s: auth = \"xoauth2\" is not "
-		    "supported by this build", conn->name);
-		conn_fail(conn, &err);
+	if (cfg->auth == CFG_AUTH_XOAUTH2) {
+		if (conn->token == NULL) {
+			imap_error_set(&err, IMAP_ERR_AUTH, "%s: no OAuth2 token", conn->name);
+			conn_fail(conn, &err);
+		} else if (imap_conn_has_cap(conn, "AUTH=XOAUTH2")) {
+			ir = oauth2_xoauth2_response(cfg->username, conn->token);
+			conn_authenticate(conn, "XOAUTH2", ir, "\r\n");
+			explicit_bzero(ir, strlen(ir));
+			free(ir);
+		} else if (imap_conn_has_cap(conn, "AUTH=OAUTHBEARER")) {
+			ir = oauth2_oauthbearer_response(cfg->username, cfg->host, cfg->port,
+			    conn->token);
+			conn_authenticate(conn, "OAUTHBEARER", ir, "AQ==\r\n");
+			explicit_bzero(ir, strlen(ir));
+			free(ir);
+		} else {
+			imap_error_set(&err, IMAP_ERR_AUTH, "%s: auth = \"xoauth2\" but the "
+			    "server offers neither AUTH=XOAUTH2 nor AUTH=OAUTHBEARER", conn->name);
+			conn_fail(conn, &err);
+		}
 		return;
 	}
-	cmd = imap_cmd_new(conn);
-	imap_cmd_secret(cmd);
 	if (imap_conn_has_cap(conn, "AUTH=PLAIN")) {
 		struct str plain;
-		char *b64;
 
 		/* authzid NUL authcid NUL password */
 		str_init(&plain);
@@ -604,36 +653,28 @@ conn_start_auth(struct imap_conn *conn)
 		str_append(&plain, cfg->username);
 		str_append_c(&plain, '\0');
 		str_append(&plain, cfg->password != NULL ? cfg->password : "");
-		b64 = base64_encode(plain.data, plain.len);
+		ir = base64_encode(plain.data, plain.len);
 		explicit_bzero(plain.data, plain.len);
 		str_free(&plain);
-		if (imap_conn_has_cap(conn, "SASL-IR")) {
-			imap_cmd_add(cmd, "AUTHENTICATE PLAIN ");
-			imap_cmd_add(cmd, b64);
-		} else {
-			/* the response goes after the server's "+" */
-			imap_cmd_add(cmd, "AUTHENTICATE PLAIN\r\n");
-			imap_cmd_break(cmd);
-			imap_cmd_add(cmd, b64);
-		}
-		explicit_bzero(b64, strlen(b64));
-		free(b64);
+		conn_authenticate(conn, "PLAIN", ir, "*\r\n");
+		explicit_bzero(ir, strlen(ir));
+		free(ir);
 	} else if (imap_conn_has_cap(conn, "LOGINDISABLED")) {
-		imap_cmd_free(cmd);
 		imap_error_set(&err, IMAP_ERR_AUTH, "%s: the server disables LOGIN and "
 		    "offers no AUTH=PLAIN%s", conn->name,
 		    conn->ssl == NULL ? " (try secure = true or starttls = true)" : "");
 		conn_fail(conn, &err);
-		return;
 	} else {
 		const char *pw = cfg->password != NULL ? cfg->password : "";
 
+		cmd = imap_cmd_new(conn);
+		imap_cmd_secret(cmd);
 		imap_cmd_add(cmd, "LOGIN ");
 		imap_cmd_astring(cmd, cfg->username, strlen(cfg->username));
 		imap_cmd_add(cmd, " ");
 		imap_cmd_astring(cmd, pw, strlen(pw));
+		conn_send_internal(cmd);
 	}
-	conn_send_internal(cmd);
 }
 
 static void

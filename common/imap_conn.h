@@ -111,6 +111,8 @@ void imap_conn_unref(struct imap_conn **conn);
  * is ready for commands, else the failure (the connection is then closed).
  */
 void imap_conn_connect(struct imap_conn *conn, imap_conn_cb *ready_cb, void *arg);
+/* auth = "xoauth2": the access token to log in with (copied). */
+void imap_conn_set_oauth2_token(struct imap_conn *conn, const char *token);
 /* Called (once) when a ready connection fails or is closed by the server. */
 void imap_conn_set_lost_cb(struct imap_conn *conn, imap_conn_cb *lost_cb, void *arg);
 /* Handler for untagged responses while no command is pending (EXISTS

@@ -55,6 +55,7 @@ struct imap_conn {
 	struct imap_cmd *idle_cmd;      /* IDLE in progress: holds the queue */
 	bool idling;                    /* the server said "+", DONE not sent */
 	bool idle_done_pending;         /* DONE asked for before the "+" */
+	char *token;                    /* auth = xoauth2: the access token */
 	unsigned next_tag;
 
 	char **caps;

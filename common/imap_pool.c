@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "oauth2.h"
 #include "util.h"
 
 /* Idle connections older than this are closed rather than reused: servers
@@ -49,9 +50,78 @@ struct imap_pool {
 	uint64_t retry_at;      /* monotonic ms; no new attempt before */
 	struct imap_error last_err;
 	bool have_err;
+	/* auth = xoauth2 */
+	char *token;
+	uint64_t token_expires;         /* monotonic ms; 0: not said */
+	struct oauth2_fetch *fetch;
+	bool token_rejected;            /* the server refused the token once */
 };
 
+/* A cached token is used until 60 s before the command said it expires. */
+#define TOKEN_MARGIN_MS 60000u
+
 static void pool_schedule(struct imap_pool *);
+static void pool_attempt_failed(struct imap_pool *, const struct imap_error *);
+
+static void
+pool_forget_token(struct imap_pool *pool)
+{
+	if (pool->token != NULL) {
+		explicit_bzero(pool->token, strlen(pool->token));
+		free(pool->token);
+		pool->token = NULL;
+	}
+	pool->token_expires = 0;
+}
+
+static bool
+pool_token_valid(const struct imap_pool *pool)
+{
+	return pool->token != NULL && (pool->token_expires == 0 ||
+	    monotonic_ms() + TOKEN_MARGIN_MS < pool->token_expires);
+}
+
+static void
+pool_token_cb(const char *token, uint64_t expires_in, const char *error, void *arg)
+{
+	struct imap_pool *pool = arg;
+	struct imap_error err;
+
+	pool->fetch = NULL;
+	if (token == NULL) {
+		imap_error_set(&err, IMAP_ERR_AUTH, "%s: %s", pool->cfg->name, error);
+		pool_attempt_failed(pool, &err);
+		return;
+	}
+	pool_forget_token(pool);
+	pool->token = xstrdup(token);
+	pool->token_expires = expires_in > 0 ? monotonic_ms() + expires_in * 1000u : 0;
+	log_debug("%s: new OAuth2 token%s", pool->cfg->name,
+	    expires_in > 0 ? " with an expiry" : "");
+	pool_schedule(pool);
+}
+
+/* auth = xoauth2: true when a usable token is at hand; otherwise starts
+ * the token command (once) and the pool runs again when it is done. */
+static bool
+pool_have_token(struct imap_pool *pool)
+{
+	struct imap_error err;
+	char *error = NULL;
+
+	if (pool->cfg->auth != CFG_AUTH_XOAUTH2 || pool_token_valid(pool))
+		return true;
+	if (pool->fetch != NULL)
+		return false;
+	pool->fetch = oauth2_fetch_start(pool->base, pool->cfg->oauth2_token_command,
+	    pool->cfg->timeout, pool->cfg->name, pool_token_cb, pool, &error);
+	if (pool->fetch == NULL) {
+		imap_error_set(&err, IMAP_ERR_AUTH, "%s: %s", pool->cfg->name, error);
+		free(error);
+		pool_attempt_failed(pool, &err);
+	}
+	return false;
+}
 
 uint64_t
 backoff_delay_ms(unsigned failures, unsigned cap_seconds)
@@ -152,6 +222,8 @@ imap_pool_free(struct imap_pool **poolp)
 		event_free(pool->run_ev);
 	if (pool->ssl_ctx != NULL)
 		SSL_CTX_free(pool->ssl_ctx);
+	oauth2_fetch_cancel(&pool->fetch);
+	pool_forget_token(pool);
 	free(pool);
 }
 
@@ -178,25 +250,45 @@ pool_ready_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
 {
 	struct pool_entry *e = arg;
 	struct imap_pool *pool = e->pool;
-	unsigned cap;
 
 	if (err == NULL) {
 		e->ready = true;
 		pool->failures = 0;
 		pool->have_err = false;
+		pool->token_rejected = false;
 		imap_conn_set_lost_cb(conn, pool_lost_cb, e);
 		log_debug("%s: connected (%s)", imap_conn_name(conn),
 		    imap_conn_tls_version(conn) != NULL ? imap_conn_tls_version(conn) : "plain");
 		pool_schedule(pool);
 		return;
 	}
+	entry_free(e);
+	if (err->kind == IMAP_ERR_AUTH && pool->cfg->auth == CFG_AUTH_XOAUTH2 &&
+	    pool->token != NULL && !pool->token_rejected) {
+		/* a token may expire early: fetch a new one and try once more */
+		log_info("%s: the server refused the OAuth2 token; fetching a new one",
+		    pool->cfg->name);
+		pool->token_rejected = true;
+		pool_forget_token(pool);
+		pool_schedule(pool);
+		return;
+	}
+	pool->token_rejected = false;
+	pool_attempt_failed(pool, err);
+}
+
+/* A connection attempt (or token fetch) failed: back off, and tell the
+ * waiters when nobody else can serve them. */
+static void
+pool_attempt_failed(struct imap_pool *pool, const struct imap_error *err)
+{
+	unsigned cap;
+
 	pool->failures++;
 	pool->last_err = *err;
 	pool->have_err = true;
 	cap = err->kind == IMAP_ERR_AUTH ? pool->auth_backoff_max : pool->backoff_max;
 	pool->retry_at = monotonic_ms() + backoff_delay_ms(pool->failures, cap);
-	entry_free(e);
-	/* nobody else can serve the waiters: tell them now */
 	if (TAILQ_EMPTY(&pool->conns))
 		pool_fail_waiting(pool, err);
 	else
@@ -212,6 +304,8 @@ pool_connect(struct imap_pool *pool)
 	snprintf(name, sizeof(name), "%s#%u", pool->cfg->name, ++pool->seq);
 	e->pool = pool;
 	e->conn = imap_conn_new(pool->base, pool->dns, pool->cfg, pool->ssl_ctx, name);
+	if (pool->token != NULL)
+		imap_conn_set_oauth2_token(e->conn, pool->token);
 	TAILQ_INSERT_TAIL(&pool->conns, e, entry);
 	imap_conn_connect(e->conn, pool_ready_cb, e);
 }
@@ -264,6 +358,8 @@ pool_run(struct imap_pool *pool)
 			continue;
 		}
 		if (total >= pool->cfg->max_connections)
+			break;
+		if (!pool_have_token(pool))
 			break;
 		pool_connect(pool);
 		total++;

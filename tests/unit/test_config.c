@@ -729,10 +729,14 @@ START_TEST(test_xoauth2)
 	ck_assert_ptr_null(argv[1]);
 	ck_assert_ptr_null(cfg->connections[0].password);
 	ck_assert_str_eq(cfg->connections[0].username, "me");
-	/* username is optional with xoauth2; a list works like an array */
+	/* XOAUTH2 names the user too: username is required; a list works
+	 * like an array */
+	fail_one("connections = ( { name = \"g\"; host = \"h\"; auth = \"xoauth2\";\n"
+	    "  oauth2_token_command = \"tok\"; } );\n", "connections",
+	    "missing required key \"username\"");
 	load_ok("connections = ( { name = \"g\"; host = \"h\"; auth = \"xoauth2\";\n"
-	    "  oauth2_token_command = ( \"tok\", \"-v\" ); } );\n");
-	ck_assert_ptr_null(cfg->connections[0].username);
+	    "  username = \"u\"; oauth2_token_command = ( \"tok\", \"-v\" ); } );\n");
+	ck_assert_str_eq(cfg->connections[0].username, "u");
 	ck_assert_str_eq(cfg->connections[0].oauth2_token_command[1], "-v");
 
 	fail_one(CONN_PW("auth = \"xoauth2\";"), "connections",
