@@ -25,6 +25,9 @@ struct pool_entry {
 	struct imap_conn *conn;
 	bool ready;
 	bool busy;
+	imap_conn_cb *holder_lost;      /* imap_pool_watch */
+	void *holder_arg;
+	bool dying;                     /* entry_free in progress */
 };
 TAILQ_HEAD(pool_entry_list, pool_entry);
 
@@ -182,6 +185,9 @@ imap_pool_new(struct event_base *base, struct evdns_base *dns,
 static void
 entry_free(struct pool_entry *e)
 {
+	/* closing a connection that is still opening reports to
+	 * pool_ready_cb: it must not free the entry a second time */
+	e->dying = true;
 	TAILQ_REMOVE(&e->pool->conns, e, entry);
 	imap_conn_set_lost_cb(e->conn, NULL, NULL);
 	imap_conn_close(e->conn);
@@ -228,11 +234,13 @@ imap_pool_free(struct imap_pool **poolp)
 }
 
 static void
-pool_lost_cb(struct imap_conn *conn ATTR_UNUSED, const struct imap_error *err, void *arg)
+pool_lost_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
 {
 	struct pool_entry *e = arg;
 	struct imap_pool *pool = e->pool;
 
+	if (e->dying)
+		return;
 	if (!e->busy)
 		log_debug("%s: idle connection lost: %s", pool->cfg->name, err->msg);
 	else
@@ -241,8 +249,27 @@ pool_lost_cb(struct imap_conn *conn ATTR_UNUSED, const struct imap_error *err, v
 	if (!e->busy) {
 		entry_free(e);
 		pool_schedule(pool);
+	} else if (e->holder_lost != NULL) {
+		imap_conn_cb *cb = e->holder_lost;
+
+		e->holder_lost = NULL;
+		cb(conn, err, e->holder_arg);
 	}
 	/* a busy one is dropped when its user releases it */
+}
+
+void
+imap_pool_watch(struct imap_pool *pool, struct imap_conn *conn, imap_conn_cb *lost_cb,
+    void *arg)
+{
+	struct pool_entry *e;
+
+	TAILQ_FOREACH(e, &pool->conns, entry) {
+		if (e->conn == conn) {
+			e->holder_lost = lost_cb;
+			e->holder_arg = arg;
+		}
+	}
 }
 
 static void
@@ -251,6 +278,8 @@ pool_ready_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
 	struct pool_entry *e = arg;
 	struct imap_pool *pool = e->pool;
 
+	if (e->dying)
+		return;
 	if (err == NULL) {
 		e->ready = true;
 		pool->failures = 0;
@@ -416,6 +445,7 @@ imap_pool_release(struct imap_pool *pool, struct imap_conn *conn, bool reusable)
 	if (e == NULL)
 		return;
 	e->busy = false;
+	e->holder_lost = NULL;
 	if (!reusable || !e->ready || !imap_conn_is_ready(conn))
 		entry_free(e);
 	pool_schedule(pool);

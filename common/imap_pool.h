@@ -44,6 +44,12 @@ void imap_pool_cancel(struct imap_lease **lease);
  * reusable is false, is closed instead of kept. */
 void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn, bool reusable);
 
+/* Asks to hear (once) when the leased conn dies while it is held: for a
+ * holder that may have no command pending (a NOTIFY watcher). Cleared when
+ * the connection is released. */
+void imap_pool_watch(struct imap_pool *pool, struct imap_conn *conn, imap_conn_cb *lost_cb,
+    void *arg);
+
 void imap_pool_stats(const struct imap_pool *pool, struct imap_pool_stats *st_r);
 const struct cfg_connection *imap_pool_config(const struct imap_pool *pool);
 

@@ -37,6 +37,7 @@ struct api_call {
 	LIST_ENTRY(api_call) link;
 	struct api *api;
 	struct evhttp_request *req;     /* NULL once the client went away */
+	struct evhttp_request *orphan;  /* detached by libevent: ours to free */
 	char *connection;               /* the pool's name */
 	struct imap_pool *pool;
 	struct imap_lease *lease;
@@ -166,6 +167,8 @@ call_free(struct api_call *c)
 	free(c->connection);
 	json_decref(c->params);
 	call_detach(c);
+	if (c->orphan != NULL)
+		evhttp_request_free(c->orphan);
 	free(c);
 }
 
@@ -174,7 +177,11 @@ call_closed_cb(struct evhttp_connection *evcon ATTR_UNUSED, void *arg)
 {
 	struct api_call *c = arg;
 
-	/* the request dies with its connection: never touch it again */
+	/* A request still attached dies with its connection. One whose reply
+	 * was under way (a streamed download) has been detached by libevent
+	 * and is left to us to free. Either way: never answer it. */
+	if (c->req != NULL && evhttp_request_get_connection(c->req) == NULL)
+		c->orphan = c->req;
 	c->req = NULL;
 }
 

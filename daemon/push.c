@@ -68,6 +68,8 @@ struct push {
 
 static void watcher_state(struct watcher *, enum watcher_state);
 static void watcher_lost(struct watcher *, const char *);
+static void watcher_conn_lost(struct imap_conn *, const struct imap_error *, void *);
+static void watcher_timer_cb(evutil_socket_t, short, void *);
 
 /* Tells the account's triggers on mailbox (NULL: all) how they are pushed,
  * and optionally wakes them. */
@@ -106,7 +108,7 @@ watcher_new(struct push_account *a, const char *mailbox)
 
 	w->acct = a;
 	w->mailbox = mailbox != NULL ? xstrdup(mailbox) : NULL;
-	w->timer = evtimer_new(a->push->d->base, NULL, NULL);
+	w->timer = evtimer_new(a->push->d->base, watcher_timer_cb, w);
 	a->watchers = xreallocarray(a->watchers, a->nwatchers + 1, sizeof(*a->watchers));
 	a->watchers[a->nwatchers++] = w;
 	return w;
@@ -157,8 +159,7 @@ watcher_arm(struct watcher *w, uint64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
-	evtimer_assign(w->timer, w->acct->push->d->base, watcher_timer_cb, w);
-	evtimer_add(w->timer, &tv);
+	evtimer_add(w->timer, &tv);     /* re-adding reschedules */
 }
 
 /* commands */
@@ -238,23 +239,20 @@ watcher_send_examine(struct watcher *w)
 	watcher_send(w, cmd);
 }
 
+/*
+ * NOTIFY for the personal namespace, wherever new mail lands; the watcher
+ * wakes only the triggers of the mailbox named in each STATUS. Listing the
+ * mailboxes instead ("mailboxes (A B)") would be leaner, but Dovecot 2.3
+ * matches such names without decoding modified UTF-7 (and announces them in
+ * UTF-8), so "Entw&APw-rfe" would never be reported.
+ */
 static void
 watcher_send_notify(struct watcher *w)
 {
-	struct push_account *a = w->acct;
 	struct imap_cmd *cmd = imap_cmd_new(w->conn);
-	size_t i;
 
-	/* RFC 5465: SET (mailboxes (A B) (events)); MessageNew needs
-	 * MessageExpunge beside it */
-	imap_cmd_add(cmd, "NOTIFY SET (mailboxes (");
-	for (i = 0; i < a->nmailboxes; i++) {
-		if (i > 0)
-			imap_cmd_add(cmd, " ");
-		if (imap_cmd_mailbox(cmd, a->mailboxes[i]) < 0)
-			imap_cmd_add(cmd, "INBOX");
-	}
-	imap_cmd_add(cmd, ") (MessageNew MessageExpunge))");
+	/* RFC 5465: MessageNew needs MessageExpunge beside it */
+	imap_cmd_add(cmd, "NOTIFY SET (personal (MessageNew MessageExpunge))");
 	watcher_send(w, cmd);
 }
 
@@ -307,8 +305,10 @@ watcher_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg
 	}
 	imap_conn_ref(conn);
 	w->conn = conn;
-	/* NOTIFY's STATUS responses come while no command is pending */
+	/* NOTIFY's STATUS responses come while no command is pending, and
+	 * so may the end of the connection */
 	imap_conn_set_unsolicited_cb(conn, watcher_untagged, w);
+	imap_pool_watch(w->pool, conn, watcher_conn_lost, w);
 	if (a->method == PUSH_PROBING)
 		acct_probed(a, w);
 	if (a->method == PUSH_NONE) {
@@ -321,6 +321,17 @@ watcher_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg
 	else
 		watcher_send_examine(w);
 	watcher_state(w, W_SETUP);
+}
+
+static void
+watcher_conn_lost(struct imap_conn *conn ATTR_UNUSED, const struct imap_error *err, void *arg)
+{
+	struct watcher *w = arg;
+
+	if (w->pending == 0 && !w->failed) {
+		w->failed = true;
+		watcher_lost(w, err->msg);
+	}
 }
 
 /* The watcher's connection failed: poll meanwhile, reconnect later. */

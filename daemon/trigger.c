@@ -69,6 +69,11 @@ struct trigger {
 	struct trigger_state st;        /* persisted */
 	bool st_loaded;                 /* false: loading failed, retried per poll */
 
+	/* UIDNEXT seen by the last poll whose fetch went through to the end:
+	 * while STATUS shows the same, nothing can be new (a newest message
+	 * that was expunged must not cost a fetch every poll). In memory. */
+	uint32_t checked_uidnext;
+
 	/* the poll in progress */
 	uint64_t poll_start_us;
 	bool have_uidnext;
@@ -98,6 +103,7 @@ static void trig_state(struct trigger *, enum trig_state);
 static void trig_step_done(struct trigger *);
 static void trig_lease_cb(struct imap_conn *, const struct imap_error *, void *);
 static void trig_poll_end(struct trigger *, bool);
+static void trig_timer_cb(evutil_socket_t, short, void *);
 static void trig_fail(struct trigger *, enum imap_err, const char *, ...) ATTR_FORMAT(3, 4);
 
 /* life cycle */
@@ -124,7 +130,7 @@ trigger_new(struct daemon *d, const struct cfg_trigger *cfg)
 	t->start_from = cfg->start_from;
 	t->max_content_size = cfg->max_content_size;
 	t->state = TRIG_STOPPED;
-	t->timer = evtimer_new(d->base, NULL, NULL);
+	t->timer = evtimer_new(d->base, trig_timer_cb, t);
 	str_init(&t->mark_set);
 	if (state_load(d->config->state_dir, t->name, &t->st, &err) < 0) {
 		/* a corrupt file was set aside (the next load starts afresh);
@@ -263,8 +269,7 @@ trig_schedule(struct trigger *t, uint64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
-	evtimer_assign(t->timer, t->d->base, trig_timer_cb, t);
-	evtimer_add(t->timer, &tv);
+	evtimer_add(t->timer, &tv);     /* re-adding reschedules */
 }
 
 void
@@ -681,6 +686,8 @@ trig_status_done(struct trigger *t)
 	}
 	fresh = !t->st.exists || t->st.mailbox == NULL || t->st.connection == NULL ||
 	    strcmp(t->st.mailbox, t->mailbox) != 0 || strcmp(t->st.connection, t->connection) != 0;
+	if (fresh || t->st.uidvalidity != t->s_uidvalidity)
+		t->checked_uidnext = 0;
 	if (fresh) {
 		if (t->st.exists)
 			log_info("trigger %s: now watches %s on %s; starting over", t->name,
@@ -698,7 +705,8 @@ trig_status_done(struct trigger *t)
 		if (trig_reset(t) < 0)
 			return;
 	}
-	if (t->s_uidnext > 0 && t->s_uidnext - 1 <= t->st.last_uid) {
+	if ((t->s_uidnext > 0 && t->s_uidnext - 1 <= t->st.last_uid) ||
+	    t->s_uidnext == t->checked_uidnext) {
 		trig_state(t, TRIG_CLOSE);      /* nothing new: one round trip */
 		return;
 	}
@@ -737,6 +745,8 @@ trig_fetch_done(struct trigger *t)
 		trig_state(t, TRIG_FETCH);
 		return;
 	}
+	/* everything below the UIDNEXT of this poll's STATUS was fetched */
+	t->checked_uidnext = t->s_uidnext;
 	trig_state(t, TRIG_CLOSE);
 }
 
@@ -932,6 +942,7 @@ trig_step_done(struct trigger *t)
 			t->cursor = t->win_hi + 1;
 			trig_state(t, TRIG_FETCH);
 		} else {
+			t->checked_uidnext = t->s_uidnext;
 			trig_state(t, TRIG_CLOSE);
 		}
 		break;

@@ -1,0 +1,194 @@
+"""mode = "idle": new mail pushed by NOTIFY or IDLE, without waiting for the
+interval. Three Dovecots: one with everything (NOTIFY), one advertising IDLE
+but not NOTIFY, one advertising neither."""
+
+import json
+import os
+import re
+import signal
+import unittest
+import urllib.request
+
+from . import harness
+
+full = None             # NOTIFY and IDLE
+idle_only = None        # IDLE, no NOTIFY
+no_push = None          # neither
+
+BASE_CAPS = "IMAP4rev1 SASL-IR ID ENABLE NAMESPACE UIDPLUS CHILDREN UNSELECT LITERAL+"
+
+
+def set_capabilities(server, caps):
+    conf = server.dir / "dovecot.conf"
+    text = re.sub(r"(?m)^imap_capability = .*\n", "", conf.read_text())
+    conf.write_text(text + "imap_capability = %s\n" % caps)
+    os.kill(server.pid, signal.SIGHUP)
+    user, _ = server.add_user()
+    want = set(caps.upper().split())
+
+    def applied():
+        try:
+            with server.imap(user) as c:
+                return c.capabilities() == want
+        except (harness.ImapError, OSError):
+            return False
+    harness.wait_until(applied, timeout=15, what="Dovecot to advertise %s" % caps)
+
+
+def setUpModule():
+    global full, idle_only, no_push
+    full = harness.Dovecot.start_new()
+    idle_only = harness.Dovecot.start_new()
+    set_capabilities(idle_only, BASE_CAPS + " IDLE")
+    no_push = harness.Dovecot.start_new()
+    set_capabilities(no_push, BASE_CAPS)
+
+
+def tearDownModule():
+    for server in (full, idle_only, no_push):
+        if server is not None:
+            server.stop()
+
+
+class PushTest(unittest.TestCase):
+
+    def start(self, server, mailboxes, interval=3600, max_connections=2, log_level="info",
+              **conn):
+        """A daemon with one idle trigger per mailbox on a fresh user."""
+        self.server = server
+        self.user, _ = server.add_user()
+        with server.imap(self.user) as imap:
+            for m in mailboxes:
+                if m != "INBOX":
+                    imap.create(m)
+        self.rx = harness.Receiver().start()
+        self.addCleanup(self.rx.stop)
+        d = harness.make_tmpdir("push")
+        cfg = harness.Config(d)
+        cfg.set(log_level=log_level, poll_backoff_max=2)
+        # plain text: the daemon's logins are told apart from the test's
+        # own (TLS) ones in Dovecot's log
+        cfg.add_connection(**server.connection(self.user, mode="plain",
+                                               max_connections=max_connections, **conn))
+        cfg.add_webhook("w", self.rx.url())
+        self.api_port = cfg.enable_api()
+        self.names = []
+        for i, m in enumerate(mailboxes):
+            name = "t%d" % i
+            cfg.add_trigger(name, "main", m, ["w"], interval=interval, mode="idle")
+            self.names.append(name)
+        self.cfg = cfg
+        self.daemon = harness.Daemon(cfg.write())
+        self.addCleanup(self.daemon.stop)
+        self.daemon.start()
+        for name in self.names:
+            harness.wait_until(lambda n=name: (cfg.state_dir / "triggers" / (n + ".json")).exists(),
+                               timeout=20, what="first poll of %s" % name)
+
+    def daemon_logins(self):
+        return [line for line in self.server.logins(self.user) if ", TLS," not in line]
+
+    def health(self):
+        url = "http://127.0.0.1:%d/healthz" % self.api_port
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return json.loads(e.read())
+
+    def push_of(self):
+        return {t["name"]: t.get("push") for t in self.health()["triggers"]}
+
+    def append(self, mailbox, subject):
+        with self.server.imap(self.user) as imap:
+            imap.append(mailbox, harness.message_bytes(subject=subject))
+
+    def subjects(self):
+        return [r.json["envelope"]["subject"] for r in self.rx.requests
+                if r.json.get("type") == "email.new"]
+
+    def test_notify_delivers_without_waiting_for_the_interval(self):
+        self.start(full, ["INBOX"])
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify"}, timeout=10,
+                           what="NOTIFY in force")
+        self.append("INBOX", "pushed one")
+        self.rx.wait_for(1, timeout=10)         # the interval is an hour
+        self.assertEqual(self.subjects(), ["pushed one"])
+        self.append("INBOX", "pushed two")
+        self.rx.wait_for(2, timeout=10)
+        self.assertEqual(self.subjects(), ["pushed one", "pushed two"])
+
+    def test_notify_watches_many_mailboxes_on_one_connection(self):
+        boxes = ["INBOX", "Sales", "Support", "Entwürfe", "Archive/2026", "Rechnungen"]
+        self.start(full, boxes, max_connections=2)
+        harness.wait_until(lambda: set(self.push_of().values()) == {"notify"}, timeout=10,
+                           what="NOTIFY for every trigger")
+        for m in boxes:
+            self.append(m, "to " + m)
+        self.rx.wait_for(len(boxes), timeout=15)
+        self.assertEqual(sorted(self.subjects()), sorted("to " + m for m in boxes))
+        # one watcher plus the shared pool: never more than max_connections
+        # sessions, although six mailboxes are pushed
+        logins = self.daemon_logins()
+        self.assertLessEqual(len(logins), 2, logins)
+
+    def test_idle_within_the_connection_budget(self):
+        self.start(idle_only, ["INBOX", "A", "B"], max_connections=3)
+        # one connection stays for polls and the API: two can IDLE
+        harness.wait_until(lambda: sorted(self.push_of().values(), key=str) ==
+                           ["idle", "idle", "poll"], timeout=10, what="two IDLE watchers")
+        self.daemon.wait_for_log(r"no connection left for IDLE on B", timeout=5)
+        self.append("INBOX", "idle inbox")
+        self.append("A", "idle A")
+        self.rx.wait_for(2, timeout=15)
+        self.assertEqual(sorted(self.subjects()), ["idle A", "idle inbox"])
+        self.assertLessEqual(len(self.daemon_logins()), 3)
+
+    def test_idle_is_reissued(self):
+        self.start(idle_only, ["INBOX"], log_level="debug", idle_restart=5)
+        harness.wait_until(lambda: self.push_of() == {"t0": "idle"}, timeout=10,
+                           what="IDLE in force")
+        mark = self.daemon.mark()
+        self.daemon.wait_for_log(r"push main: watching -> restart", timeout=15, since=mark)
+        self.daemon.wait_for_log(r"push main: (setup|restart) -> watching", timeout=10,
+                                 since=mark)
+        self.append("INBOX", "after re-issue")
+        self.rx.wait_for(1, timeout=10)
+        self.assertEqual(self.subjects(), ["after re-issue"])
+        # the re-issue reused the connection: one watcher, one pool login at most
+        self.assertLessEqual(len(self.daemon_logins()), 2)
+
+    def test_reconnects_after_the_server_restarts(self):
+        self.start(full, ["INBOX"])
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify"}, timeout=10,
+                           what="NOTIFY in force")
+        self.server.restart()
+        self.daemon.wait_for_log(r"push main.*watching again", timeout=30)
+        self.append("INBOX", "after restart")
+        self.rx.wait_for(1, timeout=15)
+        self.assertEqual(self.subjects(), ["after restart"])
+
+    def test_server_without_push_polls(self):
+        self.start(no_push, ["INBOX"], interval=1)
+        self.daemon.wait_for_log(r"neither NOTIFY nor IDLE", timeout=10)
+        self.assertEqual(self.push_of(), {"t0": "poll"})
+        self.append("INBOX", "polled")
+        self.rx.wait_for(1, timeout=10)
+        self.assertEqual(self.subjects(), ["polled"])
+
+    def test_one_connection_leaves_none_to_watch(self):
+        self.start(full, ["INBOX"], interval=1, max_connections=1)
+        self.daemon.wait_for_log(r"max_connections = 1 leaves no connection", timeout=10)
+        self.assertEqual(self.push_of(), {"t0": "poll"})
+        self.append("INBOX", "polled anyway")
+        self.rx.wait_for(1, timeout=10)
+        self.assertEqual(self.subjects(), ["polled anyway"])
+
+    def test_metrics_show_the_push_method(self):
+        self.start(full, ["INBOX"])
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify"}, timeout=10,
+                           what="NOTIFY in force")
+        url = "http://127.0.0.1:%d/metrics" % self.api_port
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        self.assertIn('imaphook_trigger_push{trigger="t0",method="notify"} 1', text)
