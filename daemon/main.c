@@ -38,10 +38,11 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: imaphookd [-c FILE] [--check-config] [--once] [--version] [--help]\n\n"
-	    "  -c FILE          configuration file (default %s)\n"
-	    "  --check-config   check the configuration, print problems as FILE:LINE: message\n"
-	    "  --once           poll every trigger once, deliver what it found, exit\n"
-	    "  --version        print the version\n",
+	    "  -c, --config FILE  configuration file (default %s)\n"
+	    "  --check-config     check the configuration, print problems as FILE:LINE: message\n"
+	    "  --once             poll every trigger once, deliver what it found, exit\n"
+	    "  --version          print the version\n"
+	    "  -h, --help         print this help\n",
 	    CONFIG_DEFAULT_PATH);
 }
 
@@ -279,8 +280,13 @@ signal_cb(evutil_socket_t sig, short what ATTR_UNUSED, void *arg)
 
 	switch (sig) {
 	case SIGHUP:
-		if (!d->stopping)
+		if (!d->stopping) {
+			/* systemd's Type=notify-reload waits for READY=1 again */
+			sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+			    (unsigned long long)monotonic_us());
 			daemon_reload(d);
+			sd_notify(0, "READY=1");
+		}
 		break;
 	default:
 		log_info("%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
