@@ -227,3 +227,39 @@ deps-build:
 
 # tests/integration/test_packaging.py lints the man pages with mandoc.
 DEB_PKGS += mandoc
+
+# ---------------------------------------------------------------- bench
+# make bench: imaphook side by side with a Node.js poller built on ImapFlow
+# (bench/peer) and with the machine's limits, on a private Dovecot and one
+# webhook receiver; see bench/README.md. BENCH_QUICK=1: a short smoke run;
+# BENCH_RUNS, BENCH_ONLY, BENCH_TOOLS, BENCH_PERF=1: see bench/run.py.
+# Results go to bench/results/<time>/ (results.md, results.json).
+# bench-deps: wrk, strace (apt-get, when missing), the peer's npm packages
+# (npm ci, pinned by bench/peer/package-lock.json) and the bench's C tools.
+BENCH_DEB := wrk strace
+BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror
+
+.PHONY: bench bench-deps
+
+bench: bench-deps all
+	$(PYTHON) bench/run.py
+
+bench-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) $(BENCH_DEB)"
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "make bench-deps: bench/peer needs Node.js (20 or later) and npm" >&2; exit 1; }
+	@$(MAKE) --no-print-directory bench/peer/node_modules/.bench-stamp build/bench/recv \
+	  build/bench/imapfetch
+
+bench/peer/node_modules/.bench-stamp: bench/peer/package.json bench/peer/package-lock.json
+	cd bench/peer && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+build/bench/recv: bench/recv.c | build/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+build/bench/imapfetch: bench/imapfetch.c | build/bench
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $< -lssl -lcrypto
+
+build/bench:
+	mkdir -p $@

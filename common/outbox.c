@@ -354,23 +354,6 @@ queue_mkdir(struct outbox *ob, struct outbox_queue *q, char **error_r)
 	return 0;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int
 outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
     uint32_t epoch, uint32_t uid, const char *body, size_t len, char **error_r)
@@ -404,7 +387,7 @@ outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
 		free(tmp);
 		return -1;
 	}
-	if (write_all(fd, body, len) < 0) {
+	if (write_full(fd, body, len) < 0) {
 		saved = errno;
 		close(fd);
 		goto fail;

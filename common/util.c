@@ -341,8 +341,8 @@ fsync_dir(const char *path)
 	return ret;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
+int
+write_full(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -380,7 +380,7 @@ write_file_atomic(const char *path, const void *data, size_t len, int mode)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		goto fail;
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0)
+	if (write_full(fd, data, len) < 0 || fsync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;

@@ -73,6 +73,10 @@ bool consttime_equal(const void *a, size_t alen, const void *b, size_t blen);
  * (EFBIG when larger than max). */
 int read_file(const char *path, size_t max, char **data_r, size_t *len_r);
 
+/* write(2) until all len bytes are written (EINTR retried). 0, or -1 with
+ * errno. */
+int write_full(int fd, const void *data, size_t len);
+
 /* Writes data to path atomically and durably: path.tmp, fsync, rename,
  * fsync of the directory. Returns 0, or -1 with errno set. */
 int write_file_atomic(const char *path, const void *data, size_t len, int mode);

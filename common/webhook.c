@@ -1,14 +1,10 @@
 /*
- * webhook: see webhook.h
- *
- * libcurl/libevent glue as in curl's docs/examples/hiperfifo.c: curl tells
- * us which sockets to watch (sock_cb) and when to call it back (timer_cb);
- * libevent tells curl what happened (event_cb, timer_event_cb) through
- * curl_multi_socket_action(), after which finished transfers are collected
- * with curl_multi_info_read() (check_multi_info). All state hangs off
- * struct webhook_sender; nothing exits.
+ * webhook: see webhook.h. This file holds the delivery logic (targets,
+ * queues, back-off, dead letters, drain) and the public API; building and
+ * signing requests and the libcurl-multi/libevent glue are in
+ * webhook_http.c.
  */
-#include "webhook.h"
+#include "webhook_private.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,135 +16,14 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/crypto.h>
 
 #include "log.h"
 #include "util.h"
 
 #define EVENT_ID_MAX 256
 
-/* A webhook as configured (copied), with its counters. Never freed before
- * the sender: queues point at it. */
-struct wh_target {
-	char *name;
-	char *url;
-	unsigned char *secret;
-	size_t secret_len;
-	char **headers;         /* extra headers, NULL-terminated */
-	unsigned timeout;       /* seconds */
-	bool configured;
-	bool warned;            /* "not configured" logged */
-	uint64_t delivered;
-	uint64_t retried;
-	uint64_t dead;
-};
-
-enum wq_state {
-	WQ_IDLE,                /* nothing in flight, no timer */
-	WQ_INFLIGHT,
-	WQ_WAITING,             /* back-off timer pending */
-	WQ_STOPPED,             /* once mode: failed, stays stopped */
-};
-
-struct attempt;
-
-/* Delivery state of one outbox queue. */
-struct wh_queue {
-	struct webhook_sender *ws;
-	struct outbox_queue *q;
-	struct wh_target *target;
-	enum wq_state state;
-	unsigned failures;      /* consecutive */
-	struct event *retry_ev;
-	struct attempt *attempt;
-};
-
-/* One request in flight. */
-struct attempt {
-	struct wh_queue *wq;
-	CURL *easy;
-	struct curl_slist *headers;
-	char *body;
-	size_t len;
-	uint64_t key;
-	char *id;
-	uint64_t started_ms;
-	char errbuf[CURL_ERROR_SIZE];
-	char resp[WEBHOOK_REASON_BODY + 1];
-	size_t resp_len;
-};
-
-/* A socket curl asked us to watch. */
-struct sock {
-	struct webhook_sender *ws;
-	curl_socket_t fd;
-	struct event *ev;
-	struct sock *prev;
-	struct sock *next;
-};
-
-struct webhook_sender {
-	struct event_base *base;
-	struct outbox *ob;
-	CURLM *multi;
-	struct event *timer_ev;         /* curl's timeout */
-	struct event *drain_ev;         /* deferred drain callback */
-	struct wh_target **targets;
-	size_t ntargets;
-	struct wh_queue **queues;       /* index i = outbox queue i */
-	size_t nqueues;
-	struct sock *socks;
-	unsigned backoff_max;           /* seconds */
-	size_t inflight;
-	bool once;
-	bool draining;
-	bool drain_pending;             /* drain_ev is active */
-	void (*drain_cb)(void *);
-	void *drain_arg;
-};
-
 static void queue_start(struct wh_queue *wq);
-static void check_drain(struct webhook_sender *ws);
-
-char *
-webhook_signature(const unsigned char *key, size_t keylen, const char *id,
-    const char *timestamp, const char *body, size_t len)
-{
-	static const unsigned char nokey[1];
-	unsigned char out[EVP_MAX_MD_SIZE];
-	char digest[] = "SHA256";
-	OSSL_PARAM params[2];
-	EVP_MAC_CTX *ctx = NULL;
-	EVP_MAC *mac;
-	size_t outlen = 0;
-	char *b64, *sig = NULL;
-	int ok;
-
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (mac == NULL)
-		return NULL;
-	ctx = EVP_MAC_CTX_new(mac);
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	ok = ctx != NULL &&
-	    EVP_MAC_init(ctx, keylen > 0 ? key : nokey, keylen, params) &&
-	    EVP_MAC_update(ctx, (const unsigned char *)id, strlen(id)) &&
-	    EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
-	    EVP_MAC_update(ctx, (const unsigned char *)timestamp, strlen(timestamp)) &&
-	    EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
-	    EVP_MAC_update(ctx, (const unsigned char *)body, len) &&
-	    EVP_MAC_final(ctx, out, &outlen, sizeof(out));
-	if (ok) {
-		b64 = base64_encode(out, outlen);
-		sig = xasprintf("v1,%s", b64);
-		free(b64);
-	}
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	return sig;
-}
 
 /* --- targets (configured webhooks) --- */
 
@@ -304,7 +179,7 @@ retry_event_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg
 	wq->state = WQ_IDLE;
 	if (queue_may_start(wq))
 		queue_start(wq);
-	check_drain(wq->ws);
+	webhook_check_drain(wq->ws);
 }
 
 /* Milliseconds to wait after the n-th consecutive failure, see webhook.h. */
@@ -411,33 +286,6 @@ queue_bury(struct wh_queue *wq, uint64_t key, const char *what,
 
 /* --- attempts --- */
 
-static size_t
-write_cb(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct attempt *a = arg;
-	size_t n = size * nmemb, room = WEBHOOK_REASON_BODY - a->resp_len;
-
-	if (room > 0) {
-		if (room > n)
-			room = n;
-		memcpy(a->resp + a->resp_len, data, room);
-		a->resp_len += room;
-		a->resp[a->resp_len] = '\0';
-	}
-	return n;
-}
-
-static void
-attempt_free(struct attempt *a)
-{
-	if (a->easy != NULL)
-		curl_easy_cleanup(a->easy);
-	curl_slist_free_all(a->headers);
-	free(a->body);
-	free(a->id);
-	free(a);
-}
-
 /* The event's "id", validated for use in a header, or NULL and *why_r. */
 static char *
 event_id(const char *body, size_t len, char **why_r)
@@ -475,107 +323,6 @@ out:
 	json_decref(root);
 	return id;
 }
-
-static int ATTR_FORMAT(2, 3)
-add_header(struct curl_slist **list, const char *fmt, ...)
-{
-	struct curl_slist *l;
-	va_list ap;
-	char *h;
-
-	va_start(ap, fmt);
-	h = xvasprintf(fmt, ap);
-	va_end(ap);
-	l = curl_slist_append(*list, h);
-	free(h);
-	if (l == NULL)
-		return -1;
-	*list = l;
-	return 0;
-}
-
-static int
-attempt_headers(struct attempt *a)
-{
-	const struct wh_target *t = a->wq->target;
-	char ts[32], *sig = NULL;
-	size_t i;
-	int ret = -1;
-
-	snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-	if (t->secret != NULL) {
-		sig = webhook_signature(t->secret, t->secret_len, a->id, ts,
-		    a->body, a->len);
-		if (sig == NULL)
-			return -1;
-	}
-	if (add_header(&a->headers, "Content-Type: application/json") < 0 ||
-	    add_header(&a->headers, "Expect:") < 0 ||
-	    add_header(&a->headers, "webhook-id: %s", a->id) < 0 ||
-	    add_header(&a->headers, "webhook-timestamp: %s", ts) < 0 ||
-	    (sig != NULL && add_header(&a->headers, "webhook-signature: %s", sig) < 0))
-		goto out;
-	for (i = 0; t->headers[i] != NULL; i++) {
-		if (add_header(&a->headers, "%s", t->headers[i]) < 0)
-			goto out;
-	}
-	ret = 0;
-out:
-	free(sig);
-	return ret;
-}
-
-/* Starts the request; takes body and id. Returns 0, or -1 (a freed). */
-static int
-attempt_start(struct wh_queue *wq, uint64_t key, char *body, size_t len,
-    char *id)
-{
-	struct webhook_sender *ws = wq->ws;
-	const struct wh_target *t = wq->target;
-	struct attempt *a;
-	CURL *e;
-
-	a = xcalloc(1, sizeof(*a));
-	a->wq = wq;
-	a->key = key;
-	a->body = body;
-	a->len = len;
-	a->id = id;
-	a->started_ms = monotonic_ms();
-	if (attempt_headers(a) < 0 || (a->easy = curl_easy_init()) == NULL)
-		goto fail;
-	e = a->easy;
-	if (curl_easy_setopt(e, CURLOPT_URL, t->url) != CURLE_OK ||
-#if LIBCURL_VERSION_NUM >= 0x075500
-	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-#else
-	    curl_easy_setopt(e, CURLOPT_PROTOCOLS,
-	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK ||
-#endif
-	    curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->body) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->headers) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_USERAGENT, "imaphook/" IMAPHOOK_VERSION) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout * 1000L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_WRITEDATA, a) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_PRIVATE, a) != CURLE_OK)
-		goto fail;
-	if (curl_multi_add_handle(ws->multi, e) != CURLM_OK)
-		goto fail;
-	wq->attempt = a;
-	wq->state = WQ_INFLIGHT;
-	ws->inflight++;
-	return 0;
-fail:
-	attempt_free(a);
-	return -1;
-}
-
 static bool
 errno_transient(int e)
 {
@@ -621,7 +368,7 @@ queue_start(struct wh_queue *wq)
 		} else if ((id = event_id(body, len, &why)) == NULL) {
 			free(body);
 		} else {
-			if (attempt_start(wq, key, body, len, id) < 0)
+			if (webhook_http_attempt_start(wq, key, body, len, id) < 0)
 				queue_failed(wq, what, "cannot start a request", 0);
 			return;
 		}
@@ -633,8 +380,8 @@ queue_start(struct wh_queue *wq)
 	}
 }
 
-static void
-attempt_done(struct webhook_sender *ws, struct attempt *a, CURLcode res)
+void
+webhook_attempt_done(struct webhook_sender *ws, struct attempt *a, CURLcode res)
 {
 	struct wh_queue *wq = a->wq;
 	struct wh_target *t = wq->target;
@@ -678,132 +425,9 @@ attempt_done(struct webhook_sender *ws, struct attempt *a, CURLcode res)
 		free(why);
 	}
 	free(what);
-	attempt_free(a);
+	webhook_http_attempt_free(a);
 	if (queue_may_start(wq))
 		queue_start(wq);
-}
-
-/* --- libcurl <-> libevent --- */
-
-static void
-check_multi_info(struct webhook_sender *ws)
-{
-	CURLMsg *msg;
-	CURLcode res;
-	char *priv;
-	int left;
-
-	while ((msg = curl_multi_info_read(ws->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		res = msg->data.result;
-		priv = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-		if (priv != NULL)
-			attempt_done(ws, (struct attempt *)(void *)priv, res);
-	}
-	check_drain(ws);
-}
-
-static void
-event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct webhook_sender *ws = arg;
-	int action = 0, running = 0;
-	CURLMcode mc;
-
-	if (what & EV_READ)
-		action |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		action |= CURL_CSELECT_OUT;
-	mc = curl_multi_socket_action(ws->multi, fd, action, &running);
-	if (mc != CURLM_OK)
-		log_error("webhook: curl_multi_socket_action: %s",
-		    curl_multi_strerror(mc));
-	check_multi_info(ws);
-}
-
-static void
-timer_event_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
-{
-	struct webhook_sender *ws = arg;
-	int running = 0;
-	CURLMcode mc;
-
-	mc = curl_multi_socket_action(ws->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	if (mc != CURLM_OK)
-		log_error("webhook: curl_multi_socket_action: %s",
-		    curl_multi_strerror(mc));
-	check_multi_info(ws);
-}
-
-/* CURLMOPT_TIMERFUNCTION: only arms our timer, never calls curl back. */
-static int
-timer_cb(CURLM *multi ATTR_UNUSED, long timeout_ms, void *arg)
-{
-	struct webhook_sender *ws = arg;
-	struct timeval tv;
-
-	if (timeout_ms < 0) {
-		evtimer_del(ws->timer_ev);
-		return 0;
-	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return evtimer_add(ws->timer_ev, &tv) < 0 ? -1 : 0;
-}
-
-static void
-sock_free(struct webhook_sender *ws, struct sock *so)
-{
-	if (so->ev != NULL)
-		event_free(so->ev);
-	if (so->prev != NULL)
-		so->prev->next = so->next;
-	else
-		ws->socks = so->next;
-	if (so->next != NULL)
-		so->next->prev = so->prev;
-	free(so);
-}
-
-/* CURLMOPT_SOCKETFUNCTION */
-static int
-sock_cb(CURL *easy ATTR_UNUSED, curl_socket_t s, int what, void *arg, void *sockp)
-{
-	struct webhook_sender *ws = arg;
-	struct sock *so = sockp;
-	short kind;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (so != NULL)
-			sock_free(ws, so);
-		return 0;
-	}
-	kind = EV_PERSIST;
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if (so == NULL) {
-		so = xcalloc(1, sizeof(*so));
-		so->ws = ws;
-		so->fd = s;
-		so->next = ws->socks;
-		if (ws->socks != NULL)
-			ws->socks->prev = so;
-		ws->socks = so;
-		curl_multi_assign(ws->multi, s, so);
-	}
-	if (so->ev == NULL) {
-		so->ev = event_new(ws->base, s, kind, event_cb, ws);
-		if (so->ev == NULL)
-			return -1;
-	} else {
-		event_del(so->ev);
-		event_assign(so->ev, ws->base, s, kind, event_cb, ws);
-	}
-	return event_add(so->ev, NULL) < 0 ? -1 : 0;
 }
 
 /* --- drain --- */
@@ -839,8 +463,8 @@ drain_event_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg
 	cb(ws->drain_arg);
 }
 
-static void
-check_drain(struct webhook_sender *ws)
+void
+webhook_check_drain(struct webhook_sender *ws)
 {
 	if (ws->drain_cb == NULL || ws->drain_pending || !drained(ws))
 		return;
@@ -865,7 +489,7 @@ webhook_sender_drain(struct webhook_sender *ws, void (*cb)(void *arg), void *arg
 				wq->state = WQ_IDLE;
 			}
 		}
-		check_drain(ws);
+		webhook_check_drain(ws);
 	} else {
 		webhook_sender_kick(ws);
 	}
@@ -894,7 +518,7 @@ webhook_sender_kick(struct webhook_sender *ws)
 		if (queue_may_start(wq))
 			queue_start(wq);
 	}
-	check_drain(ws);
+	webhook_check_drain(ws);
 }
 
 void
@@ -943,7 +567,7 @@ webhook_sender_set_once(struct webhook_sender *ws, bool once)
 	if (!once)
 		webhook_sender_kick(ws);
 	else
-		check_drain(ws);
+		webhook_check_drain(ws);
 }
 
 bool
@@ -994,18 +618,12 @@ webhook_sender_new(struct event_base *base, struct outbox *ob,
 	ws = xcalloc(1, sizeof(*ws));
 	ws->base = base;
 	ws->ob = ob;
-	ws->multi = curl_multi_init();
-	ws->timer_ev = evtimer_new(base, timer_event_cb, ws);
 	ws->drain_ev = event_new(base, -1, 0, drain_event_cb, ws);
-	if (ws->multi == NULL || ws->timer_ev == NULL || ws->drain_ev == NULL) {
+	if (webhook_http_init(ws) < 0 || ws->drain_ev == NULL) {
 		log_error("webhook: cannot initialise libcurl or libevent");
 		webhook_sender_free(&ws);
 		return NULL;
 	}
-	curl_multi_setopt(ws->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(ws->multi, CURLMOPT_SOCKETDATA, ws);
-	curl_multi_setopt(ws->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(ws->multi, CURLMOPT_TIMERDATA, ws);
 	webhook_sender_set_config(ws, config);
 	return ws;
 }
@@ -1023,19 +641,14 @@ webhook_sender_free(struct webhook_sender **wsp)
 
 		if (wq->attempt != NULL) {
 			curl_multi_remove_handle(ws->multi, wq->attempt->easy);
-			attempt_free(wq->attempt);
+			webhook_http_attempt_free(wq->attempt);
 		}
 		if (wq->retry_ev != NULL)
 			event_free(wq->retry_ev);
 		free(wq);
 	}
 	free(ws->queues);
-	if (ws->multi != NULL)
-		curl_multi_cleanup(ws->multi);
-	while (ws->socks != NULL)
-		sock_free(ws, ws->socks);
-	if (ws->timer_ev != NULL)
-		event_free(ws->timer_ev);
+	webhook_http_free(ws);
 	if (ws->drain_ev != NULL)
 		event_free(ws->drain_ev);
 	for (i = 0; i < ws->ntargets; i++)

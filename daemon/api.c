@@ -157,13 +157,21 @@ call_detach(struct api_call *c)
 static void
 call_free(struct api_call *c)
 {
+	bool busy = c->run != NULL && c->run->inflight > 0;
+
 	LIST_REMOVE(c, link);
 	imap_pool_cancel(&c->lease);
-	/* the pool may have been replaced by a reload meanwhile */
-	if (c->conn != NULL && c->pool == daemon_pool(c->api->d, c->connection))
-		imap_pool_release(c->pool, c->conn, c->run == NULL || c->run->inflight == 0);
-	imap_conn_unref(&c->conn);
+	/* the run first: commands still in flight then complete into an
+	 * orphaned run, never into this call */
 	action_run_free(&c->run);
+	if (c->conn != NULL) {
+		if (busy)
+			imap_conn_close(c->conn);
+		/* the pool may have been replaced by a reload meanwhile */
+		if (c->pool == daemon_pool(c->api->d, c->connection))
+			imap_pool_release(c->pool, c->conn, !busy);
+		imap_conn_unref(&c->conn);
+	}
 	free(c->connection);
 	json_decref(c->params);
 	call_detach(c);

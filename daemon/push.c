@@ -120,6 +120,12 @@ watcher_release(struct watcher *w)
 	imap_pool_cancel(&w->lease);
 	if (w->conn != NULL) {
 		imap_conn_set_unsolicited_cb(w->conn, NULL, NULL);
+		if (w->pending > 0) {
+			/* fail our commands now, while w exists; their callbacks
+			 * only count them down */
+			w->failed = true;
+			imap_conn_close(w->conn);
+		}
 		if (w->pool != NULL && w->pool == daemon_pool(w->acct->push->d, w->acct->connection))
 			imap_pool_release(w->pool, w->conn, false);
 		imap_conn_unref(&w->conn);

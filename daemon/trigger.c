@@ -310,10 +310,13 @@ trigger_stop(struct trigger *t)
 	if (t->state == TRIG_STOPPED)
 		return;
 	evtimer_del(t->timer);
-	/* a poll in flight is dropped: nothing unsynced was made durable,
-	 * its commands complete into a connection we no longer hold */
-	trig_release(t, t->pending == 0);
 	t->state = TRIG_STOPPED;
+	/* A poll in flight is dropped: what was not synced is fetched again
+	 * next time. Its commands must complete now, while t exists: closing
+	 * the connection fails them (their callbacks see TRIG_STOPPED). */
+	if (t->conn != NULL && t->pending > 0)
+		imap_conn_close(t->conn);
+	trig_release(t, false);
 }
 
 /* commands */
@@ -574,28 +577,38 @@ trig_send_status(struct trigger *t)
 	trig_send(t, cmd, false);
 }
 
-/* Persists st, or fails the poll. Returns 0 or -1. */
+/* Persists st (recording this trigger's connection and mailbox), or fails
+ * the poll. Returns 0 or -1. */
 static int
 trig_save(struct trigger *t)
 {
+	struct trigger_state out = t->st;
 	char *err = NULL;
 
-	free(t->st.connection);
-	free(t->st.mailbox);
-	t->st.connection = xstrdup(t->connection);
-	t->st.mailbox = xstrdup(t->mailbox);
-	if (state_save(t->d->config->state_dir, t->name, &t->st, &err) < 0) {
+	out.connection = t->connection;
+	out.mailbox = t->mailbox;
+	if (state_save(t->d->config->state_dir, t->name, &out, &err) < 0) {
 		trig_fail(t, IMAP_ERR_NONE, "cannot save state: %s", err);
 		free(err);
 		return -1;
 	}
+	if (t->st.connection == NULL || strcmp(t->st.connection, t->connection) != 0) {
+		free(t->st.connection);
+		t->st.connection = xstrdup(t->connection);
+	}
+	if (t->st.mailbox == NULL || strcmp(t->st.mailbox, t->mailbox) != 0) {
+		free(t->st.mailbox);
+		t->st.mailbox = xstrdup(t->mailbox);
+	}
 	return 0;
 }
 
-/* Makes what the batch put durable, then the state, then deliverable. */
+/* Makes what the batch put durable, then the state, then deliverable. On
+ * failure the in-memory state stays what the disk holds. */
 static int
 trig_commit(struct trigger *t, uint32_t new_last_uid)
 {
+	uint32_t old_last_uid = t->st.last_uid;
 	char *err = NULL;
 
 	if (t->put_error != NULL) {
@@ -608,11 +621,20 @@ trig_commit(struct trigger *t, uint32_t new_last_uid)
 		return -1;
 	}
 	t->st.last_uid = new_last_uid;
-	if (trig_save(t) < 0)
+	if (trig_save(t) < 0) {
+		t->st.last_uid = old_last_uid;  /* what is on disk */
 		return -1;
+	}
 	outbox_commit(t->d->outbox);
 	webhook_sender_kick(t->d->sender);
 	return 0;
+}
+
+/* "now": everything up to the UIDNEXT just seen counts as old mail. */
+static uint32_t
+trig_baseline(const struct trigger *t)
+{
+	return t->s_uidnext > 0 ? t->s_uidnext - 1 : 0;
 }
 
 /* UIDVALIDITY changed: one mailbox.reset event, then a new baseline. */
@@ -634,8 +656,14 @@ trig_reset(struct trigger *t)
 	t->st.uidvalidity = t->s_uidvalidity;
 	trig_put(t, t->st.epoch, 0, ev);
 	json_decref(ev);
+	if (trig_commit(t, t->start_from == CFG_START_ALL ? 0 : trig_baseline(t)) < 0) {
+		/* not on disk: the next poll sees the change again */
+		t->st.epoch--;
+		t->st.uidvalidity = previous;
+		return -1;
+	}
 	t->events_queued++;
-	return trig_commit(t, t->start_from == CFG_START_ALL ? 0 : t->s_uidnext - 1);
+	return 0;
 }
 
 static void
@@ -689,15 +717,23 @@ trig_status_done(struct trigger *t)
 	if (fresh || t->st.uidvalidity != t->s_uidvalidity)
 		t->checked_uidnext = 0;
 	if (fresh) {
+		struct trigger_state was = t->st;
+
 		if (t->st.exists)
 			log_info("trigger %s: now watches %s on %s; starting over", t->name,
 			    t->mailbox, t->connection);
 		t->st.epoch = t->st.exists ? t->st.epoch + 1 : 1;
 		t->st.exists = true;
 		t->st.uidvalidity = t->s_uidvalidity;
-		t->st.last_uid = t->start_from == CFG_START_ALL ? 0 : t->s_uidnext - 1;
-		if (trig_save(t) < 0)
+		t->st.last_uid = t->start_from == CFG_START_ALL ? 0 : trig_baseline(t);
+		if (trig_save(t) < 0) {
+			/* not on disk: start over next time */
+			t->st.epoch = was.epoch;
+			t->st.exists = was.exists;
+			t->st.uidvalidity = was.uidvalidity;
+			t->st.last_uid = was.last_uid;
 			return;
+		}
 		log_info("trigger %s: watching %s (UIDVALIDITY %u), %s", t->name, t->mailbox,
 		    t->s_uidvalidity, t->start_from == CFG_START_ALL ?
 		    "queueing every message already there" : "new mail from now on");

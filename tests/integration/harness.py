@@ -14,6 +14,14 @@ What it offers:
 - Receiver: a threaded HTTP/1.1 webhook receiver that records requests,
   answers from a script, and checks Standard Webhooks signatures.
 - Daemon: runs imaphookd -c FILE in the background (log waits, signals).
+- For the daemon tests: DaemonTestCase (a user per test, a config with the
+  API on, signed receivers, delivery assertions), Api and Metrics (/healthz,
+  /metrics parsed, waiting for polls), TcpProxy and ImapGate (watch, delay
+  or hold a plain-text IMAP conversation), queued_files / dead_letters /
+  trigger_state (what the daemon keeps in its state_dir), shared_dovecot()
+  (one Dovecot for several modules), ImapClient.append_many (hundreds of
+  messages in one MULTIAPPEND) and ImapClient.attributes (size, flags,
+  internal date as the server says).
 - make_message / message_bytes: test messages (non-ASCII, HTML, attachments).
 - mutf7_encode / mutf7_decode: IMAP modified UTF-7 mailbox names.
 - IntegrationTestCase: assertions that show a program's output on failure,
@@ -939,6 +947,21 @@ if (threading.current_thread() is threading.main_thread()
     signal.signal(signal.SIGTERM, _sigterm)
 
 
+_shared_dovecot = None
+
+
+def shared_dovecot():
+    """One Dovecot for every test module that asks (started on the first
+    call, stopped at exit): saves a start and a stop per module. Tests that
+    share it add their own users, and one that stops it starts it again."""
+    global _shared_dovecot
+    if _shared_dovecot is None:
+        _shared_dovecot = Dovecot.start_new()
+    elif not _shared_dovecot.running:
+        _shared_dovecot.start()
+    return _shared_dovecot
+
+
 class Dovecot:
     """A private Dovecot on 127.0.0.1: port_tls (implicit TLS) and
     port_plain (plain text, STARTTLS), certificate cert_path (CN=localhost,
@@ -1765,18 +1788,86 @@ class Api:
             raise AssertionError("GET /metrics: HTTP %s %r" % (status, body[:300]))
         return Metrics(body.decode("utf-8"))
 
+    def wait_metric(self, name, value, timeout=10, **labels):
+        """Waits until the sample name{labels} equals value; returns that
+        Metrics. (A receiver records a request before the daemon reads the
+        answer: counters of deliveries lag a little behind.)"""
+        def check():
+            m = self.metrics()
+            return m.get(name, **labels) == value and m
+        return wait_until(check, timeout=timeout, what="%s{%s} == %s" % (
+            name, ",".join("%s=%s" % kv for kv in sorted(labels.items())), value))
+
     def polls(self, trigger, result="ok"):
         """imaphook_polls_total{trigger, result}, 0 when absent."""
         return self.metrics().get("imaphook_polls_total", 0, trigger=trigger, result=result)
 
     def wait_polls(self, trigger, more=2, timeout=15, result="ok"):
-        """Waits until trigger has completed `more` polls with result after
-        this call (a poll that had started may count as the first). Returns
-        the count reached."""
-        start = self.polls(trigger, result)
-        return wait_until(lambda: self.polls(trigger, result) >= start + more
-                          and self.polls(trigger, result), timeout=timeout,
-                          what="%d more %s poll(s) of trigger %s" % (more, result, trigger))
+        """Waits until trigger (a name, or a list of names: each of them)
+        has completed `more` polls with result after this call (a poll that
+        had started may count as the first)."""
+        names = [trigger] if isinstance(trigger, str) else list(trigger)
+
+        def counts():
+            m = self.metrics()
+            return [m.get("imaphook_polls_total", 0, trigger=n, result=result) for n in names]
+        start = counts()
+        return wait_until(lambda: all(c >= s + more for c, s in zip(counts(), start)),
+                          timeout=timeout,
+                          what="%d more %s poll(s) of %s" % (more, result, ", ".join(names)))
+
+
+class ImapGate:
+    """A TcpProxy to a plain-text IMAP port that, once armed, stops passing
+    the server's answers on the first connection where the client then
+    sends a command matching pattern (a bytes regex, e.g. rb" UID FETCH "),
+    until release(): that command stays in flight for as long as a test
+    needs (to stop or reload the daemon in the middle of a poll).
+
+        gate = harness.ImapGate(dovecot.host, dovecot.port_plain, rb" UID FETCH ").start()
+        cfg.connection("main").update(port=gate.port)     # secure = false
+        gate.arm(); ...append...; gate.wait_held()
+    """
+
+    def __init__(self, host, port, pattern):
+        self.pattern = re.compile(pattern)
+        self._armed = threading.Event()
+        self._held = threading.Event()
+        self._released = threading.Event()
+        self.proxy = TcpProxy(host, port, on_client=self._on_client, on_server=self._on_server)
+        self.port = None
+
+    def start(self):
+        self.proxy.start()
+        self.port = self.proxy.port
+        return self
+
+    def stop(self):
+        self._released.set()
+        self.proxy.stop()
+
+    def arm(self):
+        self._released.clear()
+        self._held.clear()
+        self._armed.set()
+
+    def wait_held(self, timeout=15):
+        wait_until(self._held.is_set, timeout=timeout,
+                   what="a command matching %r through the gate" % self.pattern.pattern)
+
+    def release(self):
+        self._armed.clear()
+        self._released.set()
+
+    def _on_client(self, data, conn):
+        if self._armed.is_set() and not self._held.is_set() and self.pattern.search(data):
+            conn["hold"] = True
+            self._held.set()
+
+    def _on_server(self, data, conn):
+        if conn.get("hold"):
+            self._released.wait(60)
+            conn["hold"] = False
 
 
 def queued_files(state_dir, webhook="*", trigger="*"):
@@ -1980,16 +2071,10 @@ class DaemonTestCase(IntegrationTestCase):
         self.addCleanup(self.imap.close)
         self.api = None
 
-    def make_config(self, api=True, mode=None, max_connections=1, **settings):
-        """A Config with connection "main" to this test's user and, unless
-        api is false, the API on a free port (self.api is its client).
-
-        max_connections is 1 unless asked otherwise: with 2, triggers that
-        poll at the same moment make the pool open a second connection,
-        and a daemon stopped while a connection is being opened crashes
-        (heap-use-after-free in imap_pool_free, see test_daemon_ops
-        TestPoolShutdown); the tests that are not about that must not
-        fail by chance."""
+    def make_config(self, api=True, mode=None, max_connections=None, **settings):
+        """A Config with connection "main" to this test's user (with
+        max_connections when given) and, unless api is false, the API on a
+        free port (self.api is its client)."""
         values = dict(self.config_defaults)
         values.update(settings)
         cfg = Config(**values)
