@@ -594,7 +594,7 @@ out:
 		evdns_base_free(cli.dns, 0);
 	if (cli.base != NULL) {
 		/* deferred frees still queued */
-		event_base_loop(cli.base, EVLOOP_NONBLOCK);
+		imap_loop_finish(cli.base, 500);
 		event_base_free(cli.base);
 	}
 	config_free(&cli.config);

@@ -144,7 +144,10 @@ valid_date(const char *s)
 	    (unsigned)(s[2] - '0') * 10 + (unsigned)(s[3] - '0');
 	m = (unsigned)(s[5] - '0') * 10 + (unsigned)(s[6] - '0');
 	d = (unsigned)(s[8] - '0') * 10 + (unsigned)(s[9] - '0');
-	return y >= 1900 && m >= 1 && m <= 12 && d >= 1 && d <= mdays[m - 1];
+	if (y < 1900 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+		return false;
+	/* February 29th only in leap years */
+	return !(m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)));
 }
 
 static bool

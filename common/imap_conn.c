@@ -21,6 +21,10 @@
 #include "oauth2.h"
 #include "util.h"
 
+/* Bytes of a response that restart the time-out without it being complete:
+ * a slow link moving 4 KiB per `timeout` keeps going, a trickle does not. */
+#define CONN_MIN_PROGRESS 4096
+
 static const char *const strstate[] = {
 	[IMAP_CONN_INIT] = "init",
 	[IMAP_CONN_CONNECTING] = "connecting",
@@ -349,6 +353,7 @@ conn_timer_update(struct imap_conn *conn)
 		return;
 	waiting = conn->state != IMAP_CONN_READY || !TAILQ_EMPTY(&conn->queued) ||
 	    (!TAILQ_EMPTY(&conn->sent) && !conn->idling);
+	conn->unarmed_bytes = 0;
 	if (waiting)
 		evtimer_add(conn->timer, &tv);
 	else
@@ -463,6 +468,9 @@ conn_flush(struct imap_conn *conn)
 
 	while (conn->waiting_cont == NULL && conn->idle_cmd == NULL && conn->bev != NULL &&
 	    (cmd = TAILQ_FIRST(&conn->queued)) != NULL) {
+		/* the caller's commands wait for the log-in */
+		if (!cmd->internal && conn->state != IMAP_CONN_READY)
+			break;
 		TAILQ_REMOVE(&conn->queued, cmd, entry);
 		TAILQ_INSERT_TAIL(&conn->sent, cmd, entry);
 		imap_cmd_log(conn, cmd);
@@ -542,6 +550,18 @@ cmd_complete(struct imap_conn *conn, struct imap_cmd *cmd, const struct imap_rep
 	imap_cmd_free(cmd);
 }
 
+static void
+conn_deferred_ready_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	struct imap_conn *conn = arg;
+	imap_conn_cb *cb = conn->ready_cb;
+
+	conn->ready_cb = NULL;
+	if (cb != NULL)
+		cb(conn, &conn->deferred_err, conn->ready_arg);
+	imap_conn_unref(&conn);
+}
+
 /* Fails the connection: every pending command completes with err, and the
  * ready or lost callback hears of it. */
 static void
@@ -561,6 +581,11 @@ conn_fail(struct imap_conn *conn, const struct imap_error *err)
 	imap_conn_set_selected(conn, NULL, false);
 	reply.err = *err;
 	imap_conn_ref(conn);
+	if (conn->logout_ref) {
+		/* the reference imap_conn_close() took for the LOGOUT */
+		conn->logout_ref = false;
+		conn->refs--;
+	}
 	conn->waiting_cont = NULL;
 	conn->idle_cmd = NULL;
 	conn->idling = false;
@@ -575,7 +600,14 @@ conn_fail(struct imap_conn *conn, const struct imap_error *err)
 		else
 			cmd_complete(conn, cmd, &reply);
 	}
-	if (was < IMAP_CONN_READY) {
+	if (was < IMAP_CONN_READY && conn->in_connect && conn->ready_cb != NULL) {
+		/* failed inside imap_conn_connect(): report from the loop */
+		conn->deferred_err = *err;
+		imap_conn_ref(conn);
+		if (event_base_once(conn->base, -1, EV_TIMEOUT, conn_deferred_ready_cb,
+		    conn, &(struct timeval){ 0, 0 }) < 0)
+			abort();
+	} else if (was < IMAP_CONN_READY) {
 		cb = conn->ready_cb;
 		conn->ready_cb = NULL;
 		if (cb != NULL)
@@ -747,6 +779,7 @@ conn_state(struct imap_conn *conn, enum imap_conn_state next)
 	case IMAP_CONN_READY:
 		log_debug("%s: ready (%s)", conn->name,
 		    conn->ssl != NULL ? SSL_get_version(conn->ssl) : "plain text");
+		conn_flush(conn);
 		conn_timer_update(conn);
 		cb = conn->ready_cb;
 		conn->ready_cb = NULL;
@@ -918,6 +951,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer_iovec v;
 	struct imap_error err;
 	size_t consumed;
+	bool progress = false;
 	int ret;
 
 	imap_conn_ref(conn);
@@ -926,6 +960,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		ret = imap_parser_feed(conn->parser, v.iov_base, v.iov_len,
 		    &consumed, &resp);
 		evbuffer_drain(in, consumed);
+		conn->unarmed_bytes += consumed;
 		if (ret < 0) {
 			imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: bad response from "
 			    "server: %s", conn->name, imap_parser_error(conn->parser));
@@ -933,13 +968,17 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		}
 		if (ret == 1) {
+			progress = true;
 			conn_dispatch(conn, resp);
 			/* STARTTLS: the rest belongs to the TLS layer */
 			if (conn->state == IMAP_CONN_TLS_HANDSHAKE)
 				break;
 		}
 	}
-	if (conn->state != IMAP_CONN_CLOSED)
+	/* The time-out restarts on a complete response, or on enough bytes
+	 * of a long one: a server trickling a byte a second is cut off. */
+	if (conn->state != IMAP_CONN_CLOSED &&
+	    (progress || conn->unarmed_bytes >= CONN_MIN_PROGRESS))
 		conn_timer_update(conn);
 	imap_conn_unref(&conn);
 }
@@ -1033,6 +1072,7 @@ imap_conn_connect(struct imap_conn *conn, imap_conn_cb *ready_cb, void *arg)
 
 	conn->ready_cb = ready_cb;
 	conn->ready_arg = arg;
+	conn->in_connect = true;
 	conn_state(conn, IMAP_CONN_CONNECTING);
 	conn->timer = evtimer_new(conn->base, conn_timeout_cb, conn);
 	if (conn->cfg->secure) {
@@ -1064,10 +1104,11 @@ imap_conn_connect(struct imap_conn *conn, imap_conn_cb *ready_cb, void *arg)
 		    conn->cfg->host, conn->cfg->port);
 		goto fail;
 	}
+	conn->in_connect = false;
 	return;
 fail:
-	/* report from the loop, as promised */
-	conn_fail(conn, &err);
+	conn_fail(conn, &err);  /* reported from the loop (in_connect) */
+	conn->in_connect = false;
 }
 
 static void
@@ -1090,6 +1131,9 @@ imap_conn_close(struct imap_conn *conn)
 
 	if (conn->state == IMAP_CONN_CLOSED || conn->state == IMAP_CONN_LOGOUT)
 		return;
+	/* whoever closes no longer wants to hear how the set-up ends */
+	conn->ready_cb = NULL;
+	conn->lost_cb = NULL;
 	/* with commands pending, fail them now: their owners are going away */
 	if (conn->state != IMAP_CONN_READY || conn->bev == NULL ||
 	    !TAILQ_EMPTY(&conn->sent) || !TAILQ_EMPTY(&conn->queued)) {
@@ -1097,9 +1141,13 @@ imap_conn_close(struct imap_conn *conn)
 		conn_fail(conn, &err);
 		return;
 	}
-	/* LOGOUT without waiting for the answer: close once it is written */
+	/* LOGOUT without waiting for the answer: close once it is written;
+	 * the connection keeps itself alive until then, whoever lets go */
 	snprintf(line, sizeof(line), "A%u LOGOUT\r\n", conn->next_tag++);
 	conn_state(conn, IMAP_CONN_LOGOUT);
+	imap_conn_ref(conn);
+	conn->logout_ref = true;
+	conn_timer_update(conn);
 	bufferevent_setcb(conn->bev, NULL, conn_logout_write_cb, conn_event_cb, conn);
 	bufferevent_write(conn->bev, line, strlen(line));
 }

@@ -119,7 +119,9 @@ void imap_conn_set_lost_cb(struct imap_conn *conn, imap_conn_cb *lost_cb, void *
  * during IDLE, a server's unsolicited BYE...). */
 void imap_conn_set_unsolicited_cb(struct imap_conn *conn, imap_untagged_cb *cb, void *arg);
 
-/* Sends LOGOUT (if ready) and closes; pending commands fail. */
+/* Sends LOGOUT (if ready; the connection lives on until it is written)
+ * and closes. Pending commands fail; the ready and lost callbacks are not
+ * called any more. */
 void imap_conn_close(struct imap_conn *conn);
 
 enum imap_conn_state imap_conn_state(const struct imap_conn *conn);

@@ -56,6 +56,10 @@ struct imap_conn {
 	bool idling;                    /* the server said "+", DONE not sent */
 	bool idle_done_pending;         /* DONE asked for before the "+" */
 	char *token;                    /* auth = xoauth2: the access token */
+	size_t unarmed_bytes;           /* read since the time-out was restarted */
+	bool in_connect;                /* inside imap_conn_connect() */
+	struct imap_error deferred_err; /* a failure reported from the loop */
+	bool logout_ref;                /* holds a reference until LOGOUT is out */
 	unsigned next_tag;
 
 	char **caps;

@@ -142,6 +142,29 @@ backoff_delay_ms(unsigned failures, unsigned cap_seconds)
 	return d > cap ? cap : d;
 }
 
+static void
+finish_guard_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	*(bool *)arg = true;
+}
+
+void
+imap_loop_finish(struct event_base *base, unsigned ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	bool expired = false;
+	struct event *guard = evtimer_new(base, finish_guard_cb, &expired);
+
+	evtimer_add(guard, &tv);
+	/* more than the guard itself: a LOGOUT being written, a deferred
+	 * free, a connection timing out */
+	while (!expired && event_base_get_num_events(base,
+	    EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE) > 1)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(guard);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
 struct evdns_base *
 imap_dns_new(struct event_base *base)
 {

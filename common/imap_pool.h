@@ -57,6 +57,11 @@ const struct cfg_connection *imap_pool_config(const struct imap_pool *pool);
  * keep the event loop alive while no lookup is running. NULL on failure. */
 struct evdns_base *imap_dns_new(struct event_base *base);
 
+/* Runs base until only its own bookkeeping is left (LOGOUTs written,
+ * deferred frees done), at most ms milliseconds. For the end of a program,
+ * after its pools are freed. */
+void imap_loop_finish(struct event_base *base, unsigned ms);
+
 /* The back-off before attempt n+1 after n consecutive failures: 1 s
  * doubling, capped, with jitter in [0.8, 1.2) of the step (never above the
  * cap). In milliseconds. */

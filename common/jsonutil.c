@@ -90,6 +90,8 @@ json_str_n(const char *s, size_t len)
 	char *fixed;
 	size_t flen;
 
+	if (s == NULL || len == 0)
+		return json_string("");
 	if (utf8_valid(s, len)) {
 		j = json_stringn_nocheck(s, len);
 	} else {

@@ -408,9 +408,14 @@ fail:
 int
 mkdir_p(const char *path, int mode)
 {
-	char *p = xstrdup(path), *s;
+	char *p, *s;
 	struct stat st;
 
+	if (*path == '\0') {
+		errno = ENOENT;
+		return -1;
+	}
+	p = xstrdup(path);
 	for (s = p + 1; ; s++) {
 		if (*s == '/' || *s == '\0') {
 			char c = *s;
@@ -458,26 +463,38 @@ base64_encode(const void *data, size_t len)
 	return out;
 }
 
+static bool
+b64_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    c == '+' || c == '/';
+}
+
 int
 base64_decode(const char *in, size_t inlen, unsigned char **out_r, size_t *outlen_r)
 {
 	unsigned char *out;
+	size_t pad = 0, i;
 	int n;
-	size_t pad = 0;
 
+	/* strict: whole quanta, the alphabet only, at most two '=' and only at
+	 * the very end (EVP_DecodeBlock alone accepts "====" or "Zg=a") */
 	if (inlen % 4 != 0 || inlen > INT_MAX)
 		return -1;
-	out = xmalloc(inlen / 4 * 3 + 1);
-	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen);
-	if (n < 0) {
-		free(out);
-		return -1;
-	}
-	/* EVP_DecodeBlock counts padding bytes as output; remove them. */
 	if (inlen >= 1 && in[inlen - 1] == '=')
 		pad++;
 	if (inlen >= 2 && in[inlen - 2] == '=')
 		pad++;
+	for (i = 0; i < inlen - pad; i++)
+		if (!b64_char(in[i]))
+			return -1;
+	out = xmalloc(inlen / 4 * 3 + 1);
+	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen);
+	if (n < 0 || (size_t)n < pad) {
+		free(out);
+		return -1;
+	}
+	/* EVP_DecodeBlock counts padding bytes as output; remove them. */
 	*outlen_r = (size_t)n - pad;
 	out[*outlen_r] = '\0';
 	*out_r = out;

@@ -346,8 +346,8 @@ daemon_free(struct daemon *d)
 	if (d->dns != NULL)
 		evdns_base_free(d->dns, 0);
 	if (d->base != NULL) {
-		/* deferred frees still queued */
-		event_base_loop(d->base, EVLOOP_NONBLOCK);
+		/* LOGOUTs to write, deferred frees */
+		imap_loop_finish(d->base, 500);
 		event_base_free(d->base);
 	}
 	if (d->lock_fd >= 0)

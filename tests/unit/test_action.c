@@ -6,7 +6,6 @@
  * from a status to an exit code, an HTTP status and an error code;
  * action_mailbox_from_wire; action_message_check; the UID list helpers.
  *
- * Tests of known bugs are compiled only with -DIMAPHOOK_KNOWN_BUGS.
  */
 #include <check.h>
 #include <ctype.h>
@@ -216,9 +215,8 @@ START_TEST(test_type_date)
 }
 END_TEST
 
-#ifdef IMAPHOOK_KNOWN_BUGS
 /*
- * BUG (action.c valid_date): February always has 29 days, so "2023-02-29"
+ * Fixed bug (action.c valid_date): February always has 29 days, so "2023-02-29"
  * (not a leap year) passes the check and reaches the server as
  * 29-Feb-2023; it should be a usage error (400), like "2023-02-30".
  */
@@ -230,7 +228,6 @@ START_TEST(test_type_date_leap)
 	every_bad("date", "\"1900-02-29\"");
 }
 END_TEST
-#endif
 
 START_TEST(test_type_enum_partid)
 {
@@ -685,9 +682,7 @@ main(void)
 	tcase_add_test(tc, test_mailbox_from_wire);
 	tcase_add_test(tc, test_message_check);
 	tcase_add_test(tc, test_uids);
-#ifdef IMAPHOOK_KNOWN_BUGS
 	tcase_add_test(tc, test_type_date_leap);
-#endif
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

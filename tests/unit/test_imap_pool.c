@@ -5,7 +5,6 @@
  * off and fails new leases at once without connecting, then tries again),
  * cancel, stats, imap_pool_watch, and freeing a pool with waiters.
  *
- * Tests of known bugs are compiled only with -DIMAPHOOK_KNOWN_BUGS.
  */
 #include <check.h>
 #include <stdio.h>
@@ -293,9 +292,8 @@ START_TEST(test_release_not_reusable)
 }
 END_TEST
 
-#ifdef IMAPHOOK_KNOWN_BUGS
 /*
- * BUG (imap_pool.c entry_free + imap_conn.c): "a connection that is not
+ * Fixed bug (imap_pool.c entry_free + imap_conn.c): "a connection that is not
  * reusable is closed", and imap_pool_free promises "LOGOUT for idle
  * ones", but entry_free() calls imap_conn_close() (which only queues
  * LOGOUT in the bufferevent) and then drops the pool's reference, the
@@ -316,7 +314,6 @@ START_TEST(test_release_sends_logout)
 	fake_expect(p0, "A2 LOGOUT\r\n");
 }
 END_TEST
-#endif
 
 START_TEST(test_failed_attempt_backoff)
 {
@@ -545,9 +542,8 @@ START_TEST(test_free_with_waiters)
 }
 END_TEST
 
-#ifdef IMAPHOOK_KNOWN_BUGS
 /*
- * BUG (imap_pool.c pool_run, with imap_conn_connect calling back
+ * Fixed bug (imap_pool.c pool_run, with imap_conn_connect calling back
  * synchronously, see test_imap_conn.c): when the connect fails inside
  * imap_conn_connect() (an address connect(2) refuses at once: here
  * 255.255.255.255, ENETUNREACH; also an IPv6 literal without a route,
@@ -571,7 +567,6 @@ START_TEST(test_sync_connect_failure)
 	ck_assert_int_eq(b.err.kind, IMAP_ERR_CONNECT);
 }
 END_TEST
-#endif
 
 int
 main(void)
@@ -593,10 +588,8 @@ main(void)
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_watch);
 	tcase_add_test(tc, test_free_with_waiters);
-#ifdef IMAPHOOK_KNOWN_BUGS
 	tcase_add_test(tc, test_release_sends_logout);
 	tcase_add_test(tc, test_sync_connect_failure);
-#endif
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

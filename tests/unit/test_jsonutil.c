@@ -5,7 +5,6 @@
  * byte that does not start a valid sequence), and json_str_n, which must
  * never return NULL nor a string that is not valid UTF-8.
  *
- * Tests of known bugs are compiled only with -DIMAPHOOK_KNOWN_BUGS.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -182,9 +181,8 @@ START_TEST(test_json_str)
 }
 END_TEST
 
-#ifdef IMAPHOOK_KNOWN_BUGS
 /*
- * BUG (jsonutil.c json_str_n, latent): json_str_n(NULL, 0) abort()s:
+ * Fixed bug (jsonutil.c json_str_n, latent): json_str_n(NULL, 0) abort()s:
  * utf8_valid(NULL, 0) is true and json_stringn_nocheck(NULL, 0) returns
  * NULL, which json_str_n takes for out-of-memory. (NULL, 0) is exactly
  * what imap_arg_get_nstring() gives for NIL; today's callers all check
@@ -199,7 +197,6 @@ START_TEST(test_json_str_null_empty)
 	json_decref(j);
 }
 END_TEST
-#endif
 
 int
 main(void)
@@ -213,9 +210,7 @@ main(void)
 	tcase_add_test(tc, test_utf8_repair);
 	tcase_add_test(tc, test_utf8_random);
 	tcase_add_test(tc, test_json_str);
-#ifdef IMAPHOOK_KNOWN_BUGS
 	tcase_add_test(tc, test_json_str_null_empty);
-#endif
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

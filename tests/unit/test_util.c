@@ -568,9 +568,8 @@ START_TEST(test_mkdir_p)
 }
 END_TEST
 
-#ifdef IMAPHOOK_KNOWN_BUGS
 /*
- * BUG (util.c mkdir_p): mkdir_p("") reads past the end of its 1-byte copy
+ * Fixed bug (util.c mkdir_p): mkdir_p("") reads past the end of its 1-byte copy
  * of the path (the loop starts at p + 1, beyond the terminating NUL):
  * ASan reports a heap-buffer-overflow. It should fail with ENOENT.
  */
@@ -581,7 +580,6 @@ START_TEST(test_mkdir_p_empty)
 	ck_assert_int_eq(errno, ENOENT);
 }
 END_TEST
-#endif
 
 START_TEST(test_strip_one_newline)
 {
@@ -687,9 +685,8 @@ START_TEST(test_base64_invalid)
 }
 END_TEST
 
-#ifdef IMAPHOOK_KNOWN_BUGS
 /*
- * BUG (util.c base64_decode): EVP_DecodeBlock() takes "=" anywhere as
+ * Fixed bug (util.c base64_decode): EVP_DecodeBlock() takes "=" anywhere as
  * zero bits, and base64_decode() only subtracts padding found in the last
  * two characters, so invalid input "decodes": "====" and "A===" give one
  * 0x00 byte, "Zg=a" gives "f\0", "Zg==Zg==" gives "f\0\0f". Whitespace
@@ -714,7 +711,6 @@ START_TEST(test_base64_bad_padding)
 	}
 }
 END_TEST
-#endif
 
 int
 main(void)
@@ -739,10 +735,8 @@ main(void)
 	tcase_add_test(tc, test_base64_vectors);
 	tcase_add_test(tc, test_base64_round_trip);
 	tcase_add_test(tc, test_base64_invalid);
-#ifdef IMAPHOOK_KNOWN_BUGS
 	tcase_add_test(tc, test_mkdir_p_empty);
 	tcase_add_test(tc, test_base64_bad_padding);
-#endif
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
