@@ -36,11 +36,16 @@ imap_tls_ctx_new(const struct cfg_connection *cfg, struct imap_error *err)
 	    !SSL_CTX_set_max_proto_version(ctx, cfg->max_tls_version))
 		goto fail;
 	/* OpenSSL 3 refuses TLS 1.0/1.1 (SHA-1 signatures) above level 0:
-	 * when the operator asked for them, make them really work. */
+	 * when the operator asked for them, make them really work. Debian's
+	 * default level 2 also refuses DH groups below 2048 bits: min_dh_size
+	 * is the operator's word on that (checked after the handshake), so
+	 * level 1 when it allows smaller ones. */
 	if (cfg->min_tls_version < TLS1_2_VERSION) {
 		SSL_CTX_set_security_level(ctx, 0);
 		if (!SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0"))
 			goto fail;
+	} else if (cfg->min_dh_size < 2048 && SSL_CTX_get_security_level(ctx) > 1) {
+		SSL_CTX_set_security_level(ctx, 1);
 	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (cfg->tls_verify) {
