@@ -18,7 +18,6 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "oauth2.h"
 #include "util.h"
 
 /* Bytes of a response that restart the time-out without it being complete:
@@ -40,12 +39,8 @@ static const char *const strstate[] = {
 	[IMAP_CONN_CLOSED] = "closed",
 };
 
-static void conn_state(struct imap_conn *, enum imap_conn_state);
-static void conn_fail(struct imap_conn *, const struct imap_error *);
-static void conn_flush(struct imap_conn *);
 static void conn_read_cb(struct bufferevent *, void *);
 static void conn_event_cb(struct bufferevent *, short, void *);
-static void conn_internal_done(struct imap_conn *, const struct imap_reply *, void *);
 
 /* errors */
 
@@ -187,7 +182,7 @@ imap_conn_unref(struct imap_conn **connp)
 
 		conn->refs++;   /* conn_fail may call back; keep it alive */
 		imap_error_set(&err, IMAP_ERR_CLOSED, "connection closed");
-		conn_fail(conn, &err);
+		imap_conn_fail(conn, &err);
 		conn->refs--;
 	}
 	conn_close_transport(conn);
@@ -339,12 +334,12 @@ conn_timeout_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *ar
 
 	imap_error_set(&err, IMAP_ERR_TIMEOUT, "%s:%u: no answer within %u s (%s)",
 	    conn->cfg->host, conn->cfg->port, conn->cfg->timeout, strstate[conn->state]);
-	conn_fail(conn, &err);
+	imap_conn_fail(conn, &err);
 }
 
 /* Arms the time-out while we wait for the server, disarms it otherwise. */
-static void
-conn_timer_update(struct imap_conn *conn)
+void
+imap_conn_timer_update(struct imap_conn *conn)
 {
 	struct timeval tv = { (time_t)conn->cfg->timeout, 0 };
 	bool waiting;
@@ -361,196 +356,6 @@ conn_timer_update(struct imap_conn *conn)
 }
 
 static void
-cmd_deferred_fail_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
-{
-	struct imap_cmd *cmd = arg;
-	struct imap_conn *conn = cmd->conn;
-	struct imap_reply reply = { .status = IMAP_STATUS_NONE };
-
-	imap_error_set(&reply.err, IMAP_ERR_CLOSED, "%s: connection is not open",
-	    conn->name);
-	if (cmd->done != NULL)
-		cmd->done(conn, &reply, cmd->arg);
-	imap_cmd_free(cmd);
-	imap_conn_unref(&conn);
-}
-
-void
-imap_cmd_send(struct imap_cmd *cmd, imap_done_cb *done, imap_untagged_cb *untagged, void *arg)
-{
-	struct imap_conn *conn = cmd->conn;
-
-	cmd->done = done;
-	cmd->untagged = untagged;
-	cmd->arg = arg;
-	snprintf(cmd->tag, sizeof(cmd->tag), "A%u", conn->next_tag++);
-	imap_cmd_add(cmd, "\r\n");
-	if (conn->state == IMAP_CONN_CLOSED || conn->state == IMAP_CONN_LOGOUT ||
-	    conn->bev == NULL) {
-		imap_conn_ref(conn);
-		if (event_base_once(conn->base, -1, EV_TIMEOUT, cmd_deferred_fail_cb,
-		    cmd, &(struct timeval){ 0, 0 }) < 0)
-			abort();
-		return;
-	}
-	TAILQ_INSERT_TAIL(&conn->queued, cmd, entry);
-	if (conn->idle_cmd != NULL)
-		imap_conn_idle_done(conn);      /* a command ends the IDLE */
-	conn_flush(conn);
-	conn_timer_update(conn);
-}
-
-void
-imap_conn_idle(struct imap_conn *conn, imap_done_cb *done, imap_untagged_cb *untagged,
-    imap_cont_cb *idling, void *arg)
-{
-	struct imap_cmd *cmd = imap_cmd_new(conn);
-
-	imap_cmd_add(cmd, "IDLE");
-	cmd->idle = true;
-	cmd->on_cont = idling;
-	imap_cmd_send(cmd, done, untagged, arg);
-}
-
-void
-imap_conn_idle_done(struct imap_conn *conn)
-{
-	if (conn->idle_cmd != NULL && !conn->idling) {
-		/* the server has not said "+" yet: DONE goes right after it */
-		conn->idle_done_pending = true;
-		return;
-	}
-	if (!conn->idling || conn->bev == NULL)
-		return;
-	conn->idling = false;
-	bufferevent_write(conn->bev, "DONE\r\n", 6);
-	log_debug("%s: C: DONE", conn->name);
-	conn_timer_update(conn);
-}
-
-bool
-imap_conn_idling(const struct imap_conn *conn)
-{
-	return conn->idling;
-}
-
-void
-imap_conn_cmd(struct imap_conn *conn, const char *text, imap_done_cb *done,
-    imap_untagged_cb *untagged, void *arg)
-{
-	struct imap_cmd *cmd = imap_cmd_new(conn);
-
-	imap_cmd_add(cmd, text);
-	imap_cmd_send(cmd, done, untagged, arg);
-}
-
-static void
-conn_send_internal(struct imap_cmd *cmd)
-{
-	cmd->internal = true;
-	imap_cmd_send(cmd, conn_internal_done, NULL, NULL);
-}
-
-static void
-conn_internal_cmd(struct imap_conn *conn, const char *text)
-{
-	struct imap_cmd *cmd = imap_cmd_new(conn);
-
-	imap_cmd_add(cmd, text);
-	conn_send_internal(cmd);
-}
-
-/* Writes queued commands until one waits for a continuation. */
-static void
-conn_flush(struct imap_conn *conn)
-{
-	struct imap_cmd *cmd;
-
-	while (conn->waiting_cont == NULL && conn->idle_cmd == NULL && conn->bev != NULL &&
-	    (cmd = TAILQ_FIRST(&conn->queued)) != NULL) {
-		/* the caller's commands wait for the log-in */
-		if (!cmd->internal && conn->state != IMAP_CONN_READY)
-			break;
-		TAILQ_REMOVE(&conn->queued, cmd, entry);
-		TAILQ_INSERT_TAIL(&conn->sent, cmd, entry);
-		imap_cmd_log(conn, cmd);
-		if (cmd->idle) {
-			conn->idle_cmd = cmd;
-			conn->idle_done_pending = false;
-		}
-		bufferevent_write(conn->bev, cmd->tag, strlen(cmd->tag));
-		bufferevent_write(conn->bev, " ", 1);
-		while (cmd->next_seg < cmd->nsegs) {
-			struct imap_seg *seg = &cmd->segs[cmd->next_seg++];
-
-			bufferevent_write(conn->bev, seg->data.data, seg->data.len);
-			if (seg->wait_cont) {
-				conn->waiting_cont = cmd;
-				break;
-			}
-		}
-	}
-}
-
-/* "+" from the server: the rest of a command held by a synchronizing
- * literal may go. */
-static void
-conn_continuation(struct imap_conn *conn, const struct imap_resp *resp ATTR_UNUSED)
-{
-	struct imap_cmd *cmd = conn->waiting_cont;
-	struct imap_error err;
-
-	if (cmd == NULL) {
-		cmd = TAILQ_FIRST(&conn->sent);
-		if (cmd != NULL && cmd->idle && !conn->idling && cmd == conn->idle_cmd) {
-			conn->idling = true;
-			if (conn->idle_done_pending) {
-				imap_conn_idle_done(conn);
-				return;
-			}
-			conn_timer_update(conn);
-			if (cmd->on_cont != NULL)
-				cmd->on_cont(conn, cmd->arg);
-			return;
-		}
-		if (cmd != NULL && cmd->cont_reply != NULL) {
-			/* a SASL mechanism's error challenge: answer, then NO */
-			bufferevent_write(conn->bev, cmd->cont_reply, strlen(cmd->cont_reply));
-			return;
-		}
-		imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: unexpected continuation "
-		    "from server", conn->name);
-		conn_fail(conn, &err);
-		return;
-	}
-	conn->waiting_cont = NULL;
-	while (cmd->next_seg < cmd->nsegs) {
-		struct imap_seg *seg = &cmd->segs[cmd->next_seg++];
-
-		bufferevent_write(conn->bev, seg->data.data, seg->data.len);
-		if (seg->wait_cont) {
-			conn->waiting_cont = cmd;
-			return;
-		}
-	}
-	conn_flush(conn);
-}
-
-static void
-cmd_complete(struct imap_conn *conn, struct imap_cmd *cmd, const struct imap_reply *reply)
-{
-	if (conn->waiting_cont == cmd)
-		conn->waiting_cont = NULL;
-	if (conn->idle_cmd == cmd) {
-		conn->idle_cmd = NULL;
-		conn->idling = false;
-	}
-	if (cmd->done != NULL)
-		cmd->done(conn, reply, cmd->arg);
-	imap_cmd_free(cmd);
-}
-
-static void
 conn_deferred_ready_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
 {
 	struct imap_conn *conn = arg;
@@ -564,8 +369,8 @@ conn_deferred_ready_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, v
 
 /* Fails the connection: every pending command completes with err, and the
  * ready or lost callback hears of it. */
-static void
-conn_fail(struct imap_conn *conn, const struct imap_error *err)
+void
+imap_conn_fail(struct imap_conn *conn, const struct imap_error *err)
 {
 	struct imap_reply reply = { .status = IMAP_STATUS_NONE };
 	enum imap_conn_state was = conn->state;
@@ -576,7 +381,7 @@ conn_fail(struct imap_conn *conn, const struct imap_error *err)
 		return;
 	if (was != IMAP_CONN_LOGOUT)
 		log_debug("%s: %s", conn->name, err->msg);
-	conn_state(conn, IMAP_CONN_CLOSED);
+	imap_conn_set_state(conn, IMAP_CONN_CLOSED);
 	conn_close_transport(conn);
 	imap_conn_set_selected(conn, NULL, false);
 	reply.err = *err;
@@ -598,7 +403,7 @@ conn_fail(struct imap_conn *conn, const struct imap_error *err)
 		if (cmd->internal)
 			imap_cmd_free(cmd);
 		else
-			cmd_complete(conn, cmd, &reply);
+			imap_cmd_complete(conn, cmd, &reply);
 	}
 	if (was < IMAP_CONN_READY && conn->in_connect && conn->ready_cb != NULL) {
 		/* failed inside imap_conn_connect(): report from the loop */
@@ -622,95 +427,8 @@ conn_fail(struct imap_conn *conn, const struct imap_error *err)
 }
 
 /* The state machine of the set-up. */
-/* AUTHENTICATE mech with its initial response (after "+" without SASL-IR).
- * cont_reply answers an error challenge (the server then says NO). */
-static void
-conn_authenticate(struct imap_conn *conn, const char *mech, const char *ir,
-    const char *cont_reply)
-{
-	struct imap_cmd *cmd = imap_cmd_new(conn);
-
-	imap_cmd_secret(cmd);
-	if (imap_conn_has_cap(conn, "SASL-IR")) {
-		imap_cmd_addf(cmd, "AUTHENTICATE %s %s", mech, ir);
-	} else {
-		imap_cmd_addf(cmd, "AUTHENTICATE %s\r\n", mech);
-		imap_cmd_break(cmd);
-		imap_cmd_add(cmd, ir);
-	}
-	cmd->cont_reply = cont_reply;
-	conn_send_internal(cmd);
-}
-
-static void
-conn_start_auth(struct imap_conn *conn)
-{
-	const struct cfg_connection *cfg = conn->cfg;
-	struct imap_cmd *cmd;
-	struct imap_error err;
-	char *ir;
-
-	if (conn->preauth) {
-		conn_state(conn, IMAP_CONN_CAPABILITY_AUTH);
-		return;
-	}
-	if (cfg->auth == CFG_AUTH_XOAUTH2) {
-		if (conn->token == NULL) {
-			imap_error_set(&err, IMAP_ERR_AUTH, "%s: no OAuth2 token", conn->name);
-			conn_fail(conn, &err);
-		} else if (imap_conn_has_cap(conn, "AUTH=XOAUTH2")) {
-			ir = oauth2_xoauth2_response(cfg->username, conn->token);
-			conn_authenticate(conn, "XOAUTH2", ir, "\r\n");
-			explicit_bzero(ir, strlen(ir));
-			free(ir);
-		} else if (imap_conn_has_cap(conn, "AUTH=OAUTHBEARER")) {
-			ir = oauth2_oauthbearer_response(cfg->username, cfg->host, cfg->port,
-			    conn->token);
-			conn_authenticate(conn, "OAUTHBEARER", ir, "AQ==\r\n");
-			explicit_bzero(ir, strlen(ir));
-			free(ir);
-		} else {
-			imap_error_set(&err, IMAP_ERR_AUTH, "%s: auth = \"xoauth2\" but the "
-			    "server offers neither AUTH=XOAUTH2 nor AUTH=OAUTHBEARER", conn->name);
-			conn_fail(conn, &err);
-		}
-		return;
-	}
-	if (imap_conn_has_cap(conn, "AUTH=PLAIN")) {
-		struct str plain;
-
-		/* authzid NUL authcid NUL password */
-		str_init(&plain);
-		str_append_c(&plain, '\0');
-		str_append(&plain, cfg->username);
-		str_append_c(&plain, '\0');
-		str_append(&plain, cfg->password != NULL ? cfg->password : "");
-		ir = base64_encode(plain.data, plain.len);
-		explicit_bzero(plain.data, plain.len);
-		str_free(&plain);
-		conn_authenticate(conn, "PLAIN", ir, "*\r\n");
-		explicit_bzero(ir, strlen(ir));
-		free(ir);
-	} else if (imap_conn_has_cap(conn, "LOGINDISABLED")) {
-		imap_error_set(&err, IMAP_ERR_AUTH, "%s: the server disables LOGIN and "
-		    "offers no AUTH=PLAIN%s", conn->name,
-		    conn->ssl == NULL ? " (try secure = true or starttls = true)" : "");
-		conn_fail(conn, &err);
-	} else {
-		const char *pw = cfg->password != NULL ? cfg->password : "";
-
-		cmd = imap_cmd_new(conn);
-		imap_cmd_secret(cmd);
-		imap_cmd_add(cmd, "LOGIN ");
-		imap_cmd_astring(cmd, cfg->username, strlen(cfg->username));
-		imap_cmd_add(cmd, " ");
-		imap_cmd_astring(cmd, pw, strlen(pw));
-		conn_send_internal(cmd);
-	}
-}
-
-static void
-conn_state(struct imap_conn *conn, enum imap_conn_state next)
+void
+imap_conn_set_state(struct imap_conn *conn, enum imap_conn_state next)
 {
 	struct imap_error err;
 	imap_conn_cb *cb;
@@ -728,43 +446,43 @@ conn_state(struct imap_conn *conn, enum imap_conn_state next)
 		/* the greeting may have told us already */
 		if (conn->ncaps > 0) {
 			if (!conn->cfg->secure && conn->cfg->starttls && conn->ssl == NULL)
-				conn_state(conn, IMAP_CONN_STARTTLS);
+				imap_conn_set_state(conn, IMAP_CONN_STARTTLS);
 			else
-				conn_state(conn, IMAP_CONN_AUTH);
+				imap_conn_set_state(conn, IMAP_CONN_AUTH);
 			return;
 		}
-		conn_internal_cmd(conn, "CAPABILITY");
+		imap_conn_internal_cmd(conn, "CAPABILITY");
 		break;
 	case IMAP_CONN_CAPABILITY_TLS:
 	case IMAP_CONN_CAPABILITY_AUTH:
 		if (next == IMAP_CONN_CAPABILITY_AUTH && conn->ncaps > 0) {
-			conn_state(conn, IMAP_CONN_READY);
+			imap_conn_set_state(conn, IMAP_CONN_READY);
 			return;
 		}
-		conn_internal_cmd(conn, "CAPABILITY");
+		imap_conn_internal_cmd(conn, "CAPABILITY");
 		break;
 	case IMAP_CONN_STARTTLS:
 		if (!imap_conn_has_cap(conn, "STARTTLS")) {
 			imap_error_set(&err, IMAP_ERR_TLS, "%s:%u does not offer STARTTLS",
 			    conn->cfg->host, conn->cfg->port);
-			conn_fail(conn, &err);
+			imap_conn_fail(conn, &err);
 			return;
 		}
-		conn_internal_cmd(conn, "STARTTLS");
+		imap_conn_internal_cmd(conn, "STARTTLS");
 		break;
 	case IMAP_CONN_TLS_HANDSHAKE: {
 		struct bufferevent *tls;
 
 		conn->ssl = imap_tls_new_ssl(conn, &err);
 		if (conn->ssl == NULL) {
-			conn_fail(conn, &err);
+			imap_conn_fail(conn, &err);
 			return;
 		}
 		tls = bufferevent_openssl_filter_new(conn->base, conn->bev, conn->ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		if (tls == NULL) {
 			imap_error_set(&err, IMAP_ERR_TLS, "%s: cannot start TLS", conn->name);
-			conn_fail(conn, &err);
+			imap_conn_fail(conn, &err);
 			return;
 		}
 		conn->bev = tls;
@@ -774,13 +492,13 @@ conn_state(struct imap_conn *conn, enum imap_conn_state next)
 		break;
 	}
 	case IMAP_CONN_AUTH:
-		conn_start_auth(conn);
+		imap_conn_start_auth(conn);
 		break;
 	case IMAP_CONN_READY:
 		log_debug("%s: ready (%s)", conn->name,
 		    conn->ssl != NULL ? SSL_get_version(conn->ssl) : "plain text");
-		conn_flush(conn);
-		conn_timer_update(conn);
+		imap_conn_flush(conn);
+		imap_conn_timer_update(conn);
 		cb = conn->ready_cb;
 		conn->ready_cb = NULL;
 		if (cb != NULL)
@@ -789,8 +507,8 @@ conn_state(struct imap_conn *conn, enum imap_conn_state next)
 	}
 }
 
-static void
-conn_internal_done(struct imap_conn *conn, const struct imap_reply *reply, void *arg ATTR_UNUSED)
+void
+imap_conn_internal_done(struct imap_conn *conn, const struct imap_reply *reply, void *arg ATTR_UNUSED)
 {
 	struct imap_error err;
 	const char *text = reply->resp != NULL ? reply->resp->text : "";
@@ -800,47 +518,47 @@ conn_internal_done(struct imap_conn *conn, const struct imap_reply *reply, void 
 		if (reply->status != IMAP_STATUS_OK)
 			break;
 		if (!conn->cfg->secure && conn->cfg->starttls && conn->ssl == NULL)
-			conn_state(conn, IMAP_CONN_STARTTLS);
+			imap_conn_set_state(conn, IMAP_CONN_STARTTLS);
 		else
-			conn_state(conn, IMAP_CONN_AUTH);
+			imap_conn_set_state(conn, IMAP_CONN_AUTH);
 		return;
 	case IMAP_CONN_STARTTLS:
 		if (reply->status != IMAP_STATUS_OK) {
 			imap_error_set(&err, IMAP_ERR_TLS, "%s: STARTTLS refused: %s",
 			    conn->name, text);
-			conn_fail(conn, &err);
+			imap_conn_fail(conn, &err);
 			return;
 		}
 		/* Bytes after the OK would be a command-injection attempt. */
 		if (evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0) {
 			imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: data after STARTTLS "
 			    "response", conn->name);
-			conn_fail(conn, &err);
+			imap_conn_fail(conn, &err);
 			return;
 		}
 		conn_caps_clear(conn);
-		conn_state(conn, IMAP_CONN_TLS_HANDSHAKE);
+		imap_conn_set_state(conn, IMAP_CONN_TLS_HANDSHAKE);
 		return;
 	case IMAP_CONN_CAPABILITY_TLS:
 		if (reply->status != IMAP_STATUS_OK)
 			break;
-		conn_state(conn, IMAP_CONN_AUTH);
+		imap_conn_set_state(conn, IMAP_CONN_AUTH);
 		return;
 	case IMAP_CONN_AUTH:
 		if (reply->status != IMAP_STATUS_OK) {
 			imap_error_set(&err, IMAP_ERR_AUTH, "%s: authentication failed "
 			    "for %s: %s", conn->name, conn->cfg->username, text);
-			conn_fail(conn, &err);
+			imap_conn_fail(conn, &err);
 			return;
 		}
 		if (!imap_resp_code_is(reply->resp, "CAPABILITY"))
 			conn_caps_clear(conn);  /* may change after login */
-		conn_state(conn, IMAP_CONN_CAPABILITY_AUTH);
+		imap_conn_set_state(conn, IMAP_CONN_CAPABILITY_AUTH);
 		return;
 	case IMAP_CONN_CAPABILITY_AUTH:
 		if (reply->status != IMAP_STATUS_OK)
 			break;
-		conn_state(conn, IMAP_CONN_READY);
+		imap_conn_set_state(conn, IMAP_CONN_READY);
 		return;
 	default:
 		return;
@@ -849,7 +567,7 @@ conn_internal_done(struct imap_conn *conn, const struct imap_reply *reply, void 
 		return;         /* the connection failed; conn_fail reported it */
 	imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: %s failed: %s", conn->name,
 	    strstate[conn->state], text);
-	conn_fail(conn, &err);
+	imap_conn_fail(conn, &err);
 }
 
 /* responses */
@@ -861,7 +579,7 @@ conn_greeting(struct imap_conn *conn, const struct imap_resp *resp)
 
 	if (resp->kind != IMAP_RESP_UNTAGGED) {
 		imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: bad greeting", conn->name);
-		conn_fail(conn, &err);
+		imap_conn_fail(conn, &err);
 		return;
 	}
 	switch (resp->status) {
@@ -873,14 +591,14 @@ conn_greeting(struct imap_conn *conn, const struct imap_resp *resp)
 	case IMAP_STATUS_BYE:
 		imap_error_set(&err, IMAP_ERR_CLOSED, "%s: server refused the "
 		    "connection: %s", conn->name, resp->text);
-		conn_fail(conn, &err);
+		imap_conn_fail(conn, &err);
 		return;
 	default:
 		imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: bad greeting", conn->name);
-		conn_fail(conn, &err);
+		imap_conn_fail(conn, &err);
 		return;
 	}
-	conn_state(conn, IMAP_CONN_CAPABILITY);
+	imap_conn_set_state(conn, IMAP_CONN_CAPABILITY);
 }
 
 static void
@@ -891,7 +609,7 @@ conn_dispatch(struct imap_conn *conn, const struct imap_resp *resp)
 	struct imap_error err;
 
 	if (resp->kind == IMAP_RESP_CONTINUATION) {
-		conn_continuation(conn, resp);
+		imap_conn_continuation(conn, resp);
 		return;
 	}
 	if (resp->code != NULL && strcasecmp(resp->code, "CAPABILITY") == 0)
@@ -922,7 +640,7 @@ conn_dispatch(struct imap_conn *conn, const struct imap_resp *resp)
 	if (cmd == NULL) {
 		imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: response with unknown "
 		    "tag %.20s", conn->name, resp->tag);
-		conn_fail(conn, &err);
+		imap_conn_fail(conn, &err);
 		return;
 	}
 	TAILQ_REMOVE(&conn->sent, cmd, entry);
@@ -937,9 +655,9 @@ conn_dispatch(struct imap_conn *conn, const struct imap_resp *resp)
 	log_debug("%s: S: %s %s", conn->name, cmd->tag,
 	    resp->status == IMAP_STATUS_OK ? "OK" :
 	    resp->status == IMAP_STATUS_NO ? "NO" : "BAD");
-	cmd_complete(conn, cmd, &reply);
+	imap_cmd_complete(conn, cmd, &reply);
 	if (conn->state != IMAP_CONN_CLOSED)
-		conn_flush(conn);
+		imap_conn_flush(conn);
 }
 
 static void
@@ -964,7 +682,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		if (ret < 0) {
 			imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: bad response from "
 			    "server: %s", conn->name, imap_parser_error(conn->parser));
-			conn_fail(conn, &err);
+			imap_conn_fail(conn, &err);
 			break;
 		}
 		if (ret == 1) {
@@ -979,7 +697,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	 * of a long one: a server trickling a byte a second is cut off. */
 	if (conn->state != IMAP_CONN_CLOSED &&
 	    (progress || conn->unarmed_bytes >= CONN_MIN_PROGRESS))
-		conn_timer_update(conn);
+		imap_conn_timer_update(conn);
 	imap_conn_unref(&conn);
 }
 
@@ -1009,16 +727,16 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (conn->state == IMAP_CONN_CONNECTING)
 			conn_keepalive(bufferevent_getfd(bev));
 		if (imap_tls_check_dh(conn, &err) < 0) {
-			conn_fail(conn, &err);
+			imap_conn_fail(conn, &err);
 			return;
 		}
 		if (conn->state == IMAP_CONN_TLS_HANDSHAKE) {
 			imap_parser_reset(conn->parser);
-			conn_state(conn, IMAP_CONN_CAPABILITY_TLS);
+			imap_conn_set_state(conn, IMAP_CONN_CAPABILITY_TLS);
 		} else {
-			conn_state(conn, IMAP_CONN_GREETING);
+			imap_conn_set_state(conn, IMAP_CONN_GREETING);
 		}
-		conn_timer_update(conn);
+		imap_conn_timer_update(conn);
 		return;
 	}
 	if (conn->state == IMAP_CONN_CONNECTING || conn->state == IMAP_CONN_TLS_HANDSHAKE) {
@@ -1048,7 +766,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 			imap_error_set(&err, IMAP_ERR_CONNECT, "cannot connect to %s:%u: "
 			    "connection closed", conn->cfg->host, conn->cfg->port);
 		}
-		conn_fail(conn, &err);
+		imap_conn_fail(conn, &err);
 		return;
 	}
 	if (conn->bye != NULL)
@@ -1060,7 +778,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	else
 		imap_error_set(&err, IMAP_ERR_CLOSED, "%s: connection error: %s",
 		    conn->name, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	conn_fail(conn, &err);
+	imap_conn_fail(conn, &err);
 }
 
 void
@@ -1073,7 +791,7 @@ imap_conn_connect(struct imap_conn *conn, imap_conn_cb *ready_cb, void *arg)
 	conn->ready_cb = ready_cb;
 	conn->ready_arg = arg;
 	conn->in_connect = true;
-	conn_state(conn, IMAP_CONN_CONNECTING);
+	imap_conn_set_state(conn, IMAP_CONN_CONNECTING);
 	conn->timer = evtimer_new(conn->base, conn_timeout_cb, conn);
 	if (conn->cfg->secure) {
 		if (conn->ssl_ctx == NULL) {
@@ -1107,7 +825,7 @@ imap_conn_connect(struct imap_conn *conn, imap_conn_cb *ready_cb, void *arg)
 	conn->in_connect = false;
 	return;
 fail:
-	conn_fail(conn, &err);  /* reported from the loop (in_connect) */
+	imap_conn_fail(conn, &err);  /* reported from the loop (in_connect) */
 	conn->in_connect = false;
 }
 
@@ -1120,7 +838,7 @@ conn_logout_write_cb(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
 	imap_error_set(&err, IMAP_ERR_CLOSED, "%s: logged out", conn->name);
-	conn_fail(conn, &err);
+	imap_conn_fail(conn, &err);
 }
 
 void
@@ -1138,16 +856,16 @@ imap_conn_close(struct imap_conn *conn)
 	if (conn->state != IMAP_CONN_READY || conn->bev == NULL ||
 	    !TAILQ_EMPTY(&conn->sent) || !TAILQ_EMPTY(&conn->queued)) {
 		imap_error_set(&err, IMAP_ERR_CLOSED, "%s: closed", conn->name);
-		conn_fail(conn, &err);
+		imap_conn_fail(conn, &err);
 		return;
 	}
 	/* LOGOUT without waiting for the answer: close once it is written;
 	 * the connection keeps itself alive until then, whoever lets go */
 	snprintf(line, sizeof(line), "A%u LOGOUT\r\n", conn->next_tag++);
-	conn_state(conn, IMAP_CONN_LOGOUT);
+	imap_conn_set_state(conn, IMAP_CONN_LOGOUT);
 	imap_conn_ref(conn);
 	conn->logout_ref = true;
-	conn_timer_update(conn);
+	imap_conn_timer_update(conn);
 	bufferevent_setcb(conn->bev, NULL, conn_logout_write_cb, conn_event_cb, conn);
 	bufferevent_write(conn->bev, line, strlen(line));
 }

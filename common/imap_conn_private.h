@@ -78,6 +78,30 @@ struct imap_conn {
 	void *unsolicited_arg;
 };
 
+/* imap_conn.c */
+void imap_conn_set_state(struct imap_conn *conn, enum imap_conn_state next);
+/* Fails the connection: pending commands complete with err; the ready or
+ * lost callback hears of it. */
+void imap_conn_fail(struct imap_conn *conn, const struct imap_error *err);
+/* Restarts (or stops) the time-out as the connection waits or not. */
+void imap_conn_timer_update(struct imap_conn *conn);
+/* Completion of the connection's own set-up commands. */
+void imap_conn_internal_done(struct imap_conn *conn, const struct imap_reply *reply, void *arg);
+
+/* imap_queue.c */
+/* Writes queued commands until one waits for a continuation. */
+void imap_conn_flush(struct imap_conn *conn);
+/* "+" from the server. */
+void imap_conn_continuation(struct imap_conn *conn, const struct imap_resp *resp);
+void imap_cmd_complete(struct imap_conn *conn, struct imap_cmd *cmd, const struct imap_reply *reply);
+/* Queues a set-up command of the connection itself. */
+void imap_conn_send_internal(struct imap_cmd *cmd);
+void imap_conn_internal_cmd(struct imap_conn *conn, const char *text);
+
+/* imap_auth.c */
+/* Logs in with what the configuration and the server's capabilities allow. */
+void imap_conn_start_auth(struct imap_conn *conn);
+
 /* imap_cmd.c */
 /* Ends the current segment: what follows waits for the server's "+". */
 void imap_cmd_break(struct imap_cmd *cmd);
