@@ -120,8 +120,10 @@ check-integration: $(PROGS_SAN) $(TOOLS_SAN)
 	$(SAN_ENV) IMAPHOOK_BUILD=$(CURDIR)/$(SAN) IMAPHOOK_TOP=$(CURDIR) \
 	  $(PYTHON) -m unittest discover -s tests/integration -t tests -p 'test_*.py' $(if $(V),-v,)
 
-# libFuzzer targets (clang); each runs FUZZ_SECONDS.
+# libFuzzer targets (clang); each runs FUZZ_SECONDS, with tests/fuzz/NAME.dict
+# when there is one; a crashing input is left in build/fuzz/fuzz_NAME-crash-*.
 FUZZ_SECONDS ?= 30
+FUZZ_FLAGS   ?= -timeout=25
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) | build/fuzz
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DIMAPHOOK_VERSION='"$(VERSION)"' -Icommon \
@@ -133,7 +135,8 @@ fuzz: deps-fuzz
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); \
 	  mkdir -p build/fuzz/corpus-$$n; \
 	  echo "== $$n ($(FUZZ_SECONDS) s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) -artifact_prefix=build/fuzz/$$n- \
+	    $$(d=tests/fuzz/$${n#fuzz_}.dict; [ ! -f $$d ] || echo -dict=$$d) build/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} \
 	    2>build/fuzz/$$n.log || { tail -50 build/fuzz/$$n.log; exit 1; }; \
 	  grep -E 'stat::number_of_executed_units|Done' build/fuzz/$$n.log | tail -2; \
 	done
@@ -263,3 +266,63 @@ build/bench/imapfetch: bench/imapfetch.c | build/bench
 
 build/bench:
 	mkdir -p $@
+
+# ---------------------------------------------------------------- robustness
+# make check-valgrind: the daemon, CLI, API and fault tests (not the kill
+# test, tests/integration/test_faults_kill.py) with the plain build under
+# valgrind memcheck: every run of imaphook/imaphookd goes through
+# IMAPHOOK_WRAP, and any error or definite/indirect leak fails its test
+# (tests/valgrind.supp: one-time allocations of GLib/GMime/OpenSSL...).
+# VALGRIND_TESTS picks other modules; VALGRIND_TIME_FACTOR stretches waits.
+VALGRIND := valgrind --tool=memcheck --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+            --error-exitcode=99 --num-callers=40 --gen-suppressions=all \
+            --suppressions=$(CURDIR)/tests/valgrind.supp --log-file={log}.%p
+VALGRIND_TESTS ?= $(filter-out test_faults_kill,$(basename $(notdir $(sort \
+                  $(wildcard tests/integration/test_cli_*.py tests/integration/test_daemon_*.py \
+                             tests/integration/test_api.py tests/integration/test_faults_*.py)))))
+VALGRIND_TIME_FACTOR ?= 6
+
+.PHONY: check-valgrind deps-valgrind fuzz-ci
+
+deps-valgrind:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) valgrind"
+
+check-valgrind: deps-valgrind
+	@$(MAKE) --no-print-directory $(PROGS_REL) $(TOOLS_REL)
+	cd tests && IMAPHOOK_BUILD=$(CURDIR)/$(REL) IMAPHOOK_TOP=$(CURDIR) \
+	  IMAPHOOK_WRAP="$(VALGRIND)" IMAPHOOK_TIME_FACTOR=$(VALGRIND_TIME_FACTOR) \
+	  $(PYTHON) -m unittest $(if $(V),-v,) $(addprefix integration.,$(VALGRIND_TESTS))
+
+# make fuzz-ci: every fuzz target for FUZZ_CI_SECONDS (60) from its seed
+# corpus (CI runs it after make check); a crash fails.
+FUZZ_CI_SECONDS ?= 60
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
+
+# ---------------------------------------------------------------- interop
+# make check-interop: the interop suites (tests/integration/test_interop_*.py:
+# connect, list/status, every action, the trigger in poll and idle mode)
+# against Dovecot 2.3, Cyrus IMAP 3.6 and Courier-IMAP 5.0, one server after
+# the other, each started on free 127.0.0.1 ports (tests/integration/servers.py).
+# INTEROP_SERVERS="cyrus courier" runs some of them; V=1 names every test.
+# deps-interop installs what Cyrus and Courier need, and only what is missing
+# (tests/fixtures/install-interop-imap.sh, as root): cyrus-imapd and
+# courier-imap conflict with dovecot-imapd, so they are unpacked under
+# /opt/interop-imap and Dovecot stays installed.
+INTEROP_SERVERS ?= dovecot cyrus courier
+
+.PHONY: check-interop deps-interop
+
+deps-interop: deps
+	@tests/fixtures/install-interop-imap.sh
+
+check-interop: deps-interop
+	@$(MAKE) --no-print-directory $(PROGS_SAN)
+	@fail=""; for s in $(INTEROP_SERVERS); do \
+	  echo "== check-interop: $$s"; t0=$$(date +%s); \
+	  $(SAN_ENV) IMAPHOOK_BUILD=$(CURDIR)/$(SAN) IMAPHOOK_TOP=$(CURDIR) IMAPHOOK_INTEROP_SERVERS=$$s \
+	    $(PYTHON) -m unittest discover -s tests/integration -t tests -p 'test_interop*.py' \
+	    $(if $(V),-v,) || fail="$$fail $$s"; \
+	  echo "== check-interop: $$s took $$(( $$(date +%s) - t0 )) s"; \
+	done; [ -z "$$fail" ] || { echo "check-interop FAILED on:$$fail"; exit 1; }

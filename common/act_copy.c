@@ -143,8 +143,15 @@ copy_untagged(struct action_run *run, const struct imap_resp *resp)
 	struct copy_state *st = run->state;
 
 	if (run->step == CP_SEARCH) {
-		if (action_uids_from_search(&st->uids, resp) < 0)
-			st->too_many = true;
+		const struct imap_arg *a = action_fetch_item(resp, "UID", false, NULL);
+		uint32_t uid;
+
+		if (a != NULL && imap_arg_get_u32(a, &uid) == 0) {
+			if (st->uids.n >= ACTION_UIDS_MAX)
+				st->too_many = true;
+			else
+				action_uids_add(&st->uids, uid);
+		}
 		return;
 	}
 	if (run->step == CP_TARGET) {
@@ -183,9 +190,10 @@ copy_step(struct action_run *run, const struct imap_reply *reply)
 		if (!action_select_done(run, reply, mailbox, !st->move))
 			return;
 		if (st->fallback) {
-			/* the exact UIDs, so that only they are expunged */
+			/* the exact UIDs, so that only they are expunged (FETCH,
+			 * not SEARCH: Courier's UID SEARCH UID * finds nothing) */
 			cmd = imap_cmd_new(run->conn);
-			imap_cmd_addf(cmd, "UID SEARCH %s%s", run->seq ? "" : "UID ", range);
+			imap_cmd_addf(cmd, "%sFETCH %s (UID)", run->seq ? "" : "UID ", range);
 			run->step = CP_SEARCH;
 			action_send(run, cmd);
 			return;
@@ -195,7 +203,7 @@ copy_step(struct action_run *run, const struct imap_reply *reply)
 		return;
 	case CP_SEARCH:
 		if (reply->status != IMAP_STATUS_OK) {
-			action_fail_reply(run, reply, "UID SEARCH");
+			action_fail_reply(run, reply, "UID FETCH");
 			return;
 		}
 		if (st->too_many) {

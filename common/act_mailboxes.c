@@ -11,6 +11,18 @@
 #include "log.h"
 #include "util.h"
 
+/* True when the attribute list holds attr (case-insensitive). */
+static bool
+has_attr(const struct imap_arg *attrs, uint32_t n, const char *attr)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (imap_arg_is_atom(&attrs[i], attr))
+			return true;
+	return false;
+}
+
 /* list-mailboxes */
 
 struct list_state {
@@ -67,6 +79,10 @@ list_untagged(struct action_run *run, const struct imap_resp *resp)
 		return;
 	if (!imap_arg_get_list(&resp->args[0], &attrs, &nattrs) ||
 	    !imap_arg_get_astring(&resp->args[2], &name, &namelen))
+		return;
+	/* LSUB lists the \Noselect parents of subscribed names too (Courier):
+	 * they are not subscribed themselves */
+	if (lsub && has_attr(attrs, nattrs, "\\Noselect"))
 		return;
 	path = action_mailbox_from_wire(name, namelen);
 	if (lsub) {
@@ -256,8 +272,9 @@ enum mbox_step {
 
 struct mbox_state {
 	json_t *subscribed;     /* rename: subscribed names at or below path */
-	unsigned pending;       /* subscription commands in flight */
+	unsigned pending;       /* commands in flight */
 	unsigned sub_failures;
+	bool listed;            /* rename: LIST showed the mailbox */
 };
 
 static void
@@ -356,6 +373,12 @@ rename_start(struct action_run *run)
 		action_fail(run, ACTION_ERR_USAGE, "not a valid mailbox name: %s", path);
 		return;
 	}
+	/* LIST first: some servers (Courier) answer OK to renaming a mailbox
+	 * that does not exist */
+	cmd = imap_cmd_new(run->conn);
+	imap_cmd_add(cmd, "LIST \"\" ");
+	imap_cmd_astring(cmd, wire, strlen(wire));
+	action_send(run, cmd);
 	pattern = xasprintf("%s*", wire);
 	cmd = imap_cmd_new(run->conn);
 	imap_cmd_add(cmd, "LSUB \"\" ");
@@ -363,6 +386,7 @@ rename_start(struct action_run *run)
 	free(pattern);
 	free(wire);
 	run->step = MB_LSUB;
+	st->pending = 2;
 	action_send(run, cmd);
 }
 
@@ -374,8 +398,20 @@ rename_untagged(struct action_run *run, const struct imap_resp *resp)
 	size_t wlen, plen = strlen(path), dlen = 0;
 	char *name;
 
-	if (run->step != MB_LSUB || resp->name == NULL || strcmp(resp->name, "LSUB") != 0 ||
-	    resp->argc < 3 || !imap_arg_get_astring(&resp->args[2], &wire, &wlen))
+	const struct imap_arg *attrs;
+	uint32_t nattrs;
+
+	if (run->step != MB_LSUB || resp->name == NULL || resp->argc < 3 ||
+	    !imap_arg_get_list(&resp->args[0], &attrs, &nattrs) ||
+	    !imap_arg_get_astring(&resp->args[2], &wire, &wlen))
+		return;
+	if (strcmp(resp->name, "LIST") == 0) {
+		if (!has_attr(attrs, nattrs, "\\Noselect") &&
+		    !has_attr(attrs, nattrs, "\\NonExistent"))
+			st->listed = true;
+		return;
+	}
+	if (strcmp(resp->name, "LSUB") != 0 || has_attr(attrs, nattrs, "\\Noselect"))
 		return;
 	if (resp->args[1].type != IMAP_ARG_NIL)
 		imap_arg_get_astring(&resp->args[1], &delim, &dlen);
@@ -400,6 +436,16 @@ rename_step(struct action_run *run, const struct imap_reply *reply)
 	case MB_LSUB:
 		/* a failed LSUB only means no subscription follows. Not
 		 * pipelined: the LSUB must see the names before the RENAME */
+		if (reply->status == IMAP_STATUS_NONE) {
+			action_fail_reply(run, reply, "LIST");
+			return;
+		}
+		if (--st->pending > 0)
+			return;
+		if (!st->listed) {
+			action_fail(run, ACTION_ERR_NOTFOUND, "RENAME %s: no such mailbox", path);
+			return;
+		}
 		run->step = MB_MAIN;
 		mbox_send(run, "RENAME", path, newpath);
 		return;

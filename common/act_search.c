@@ -18,6 +18,7 @@
 
 enum search_step {
 	SEARCH_EXAMINE,
+	SEARCH_MAXUID,          /* UID FETCH * (UID): what "*" of a range is */
 	SEARCH_SEARCH,
 	SEARCH_FETCH,
 };
@@ -30,6 +31,7 @@ struct search_state {
 	json_t *batch;                  /* "uid" -> message of this batch */
 	json_t *messages;
 	bool too_many;
+	uint32_t max_uid;               /* the mailbox's largest UID, or 0 */
 };
 
 static const char *const months[] = {
@@ -106,9 +108,30 @@ search_send(struct action_run *run)
 	if (action_param_has(run, "smaller"))
 		imap_cmd_addf(cmd, " SMALLER %lld",
 		    (long long)action_param_int(run, "smaller", 0));
-	if (range != NULL)
-		imap_cmd_addf(cmd, " %s%s", run->seq ? "" : "UID ", range);
+	if (range != NULL && run->seq) {
+		imap_cmd_addf(cmd, " %s", range);
+	} else if (range != NULL) {
+		/* "*" spelled out: Courier's UID SEARCH UID * finds nothing */
+		const struct search_state *st = run->state;
+
+		imap_cmd_add(cmd, " UID ");
+		for (; *range != '\0'; range++) {
+			if (*range == '*')
+				imap_cmd_addf(cmd, "%u", st->max_uid);
+			else
+				imap_cmd_addf(cmd, "%c", *range);
+		}
+	}
 	action_send(run, cmd);
+}
+
+/* A UID range with "*" needs the largest UID first. */
+static bool
+range_needs_max(const struct action_run *run)
+{
+	const char *range = action_param_str(run, "range");
+
+	return range != NULL && !run->seq && strchr(range, '*') != NULL;
 }
 
 static void
@@ -122,7 +145,10 @@ search_start(struct action_run *run)
 	if (action_select(run, action_param_str(run, "mailbox"), true) < 0)
 		return;
 	/* read-only: safe to pipeline behind the EXAMINE */
-	search_send(run);
+	if (range_needs_max(run))
+		action_send_text(run, "UID FETCH * (UID)");
+	else
+		search_send(run);
 }
 
 /* UIDs in range, with "*" as the largest UID found: "10:*" never yields a
@@ -185,7 +211,13 @@ search_untagged(struct action_run *run, const struct imap_resp *resp)
 	const char *s;
 	size_t len;
 
-	if (run->step <= SEARCH_SEARCH) {
+	if (run->step <= SEARCH_MAXUID) {
+		a = action_fetch_item(resp, "UID", false, NULL);
+		if (a != NULL && imap_arg_get_u32(a, &uid) == 0 && uid > st->max_uid)
+			st->max_uid = uid;
+		return;
+	}
+	if (run->step == SEARCH_SEARCH) {
 		if (action_uids_from_search(&st->uids, resp) < 0)
 			st->too_many = true;
 		return;
@@ -227,7 +259,21 @@ search_step(struct action_run *run, const struct imap_reply *reply)
 	case SEARCH_EXAMINE:
 		if (!action_select_done(run, reply, mailbox, true))
 			return;
+		run->step = range_needs_max(run) ? SEARCH_MAXUID : SEARCH_SEARCH;
+		return;
+	case SEARCH_MAXUID:
+		/* an empty mailbox has no "*": nothing matches (some servers
+		 * answer BAD to UID FETCH * there) */
+		if (reply->status == IMAP_STATUS_NONE) {
+			action_fail_reply(run, reply, "UID FETCH");
+			return;
+		}
+		if (st->max_uid == 0) {
+			action_finish(run, json_pack("{s:[]}", "messages"));
+			return;
+		}
 		run->step = SEARCH_SEARCH;
+		search_send(run);
 		return;
 	case SEARCH_SEARCH:
 		if (reply->status != IMAP_STATUS_OK) {

@@ -70,6 +70,7 @@ static void watcher_state(struct watcher *, enum watcher_state);
 static void watcher_lost(struct watcher *, const char *);
 static void watcher_conn_lost(struct imap_conn *, const struct imap_error *, void *);
 static void watcher_timer_cb(evutil_socket_t, short, void *);
+static void watcher_send_examine(struct watcher *);
 
 /* Tells the account's triggers on mailbox (NULL: all) how they are pushed,
  * and optionally wakes them. */
@@ -180,9 +181,12 @@ watcher_untagged(struct imap_conn *conn ATTR_UNUSED, const struct imap_resp *res
 
 	if (resp->name == NULL)
 		return;
-	if (strcmp(resp->name, "EXISTS") == 0 && w->mailbox != NULL &&
-	    (w->state == W_WATCHING || w->state == W_RESTART)) {
-		log_debug("push %s: new mail in %s", w->acct->connection, w->mailbox);
+	/* EXISTS: new mail. EXPUNGE too: the mailbox may be going (Cyrus
+	 * expunges a deleted mailbox's messages); the poll will find out and
+	 * a new UIDVALIDITY makes this watcher select it anew */
+	if ((strcmp(resp->name, "EXISTS") == 0 || strcmp(resp->name, "EXPUNGE") == 0) &&
+	    w->mailbox != NULL && (w->state == W_WATCHING || w->state == W_RESTART)) {
+		log_debug("push %s: %s in %s", w->acct->connection, resp->name, w->mailbox);
 		acct_triggers(w->acct, w->mailbox, NULL, true);
 	} else if (strcmp(resp->name, "STATUS") == 0 && w->mailbox == NULL && resp->argc >= 1 &&
 	    imap_arg_get_astring(&resp->args[0], &name, &len)) {
@@ -211,8 +215,15 @@ watcher_cmd_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *re
 	if (w->pending > 0 || w->failed)
 		return;
 	if (w->state == W_RESTART) {
-		/* IDLE ended (or NOOP answered): watch on */
-		watcher_state(w, w->acct->method == PUSH_IDLE ? W_SETUP : W_WATCHING);
+		/* IDLE ended (or NOOP answered): watch on. IDLE selects its
+		 * mailbox again: it may have been deleted and created anew,
+		 * and the old selection would never hear of new mail. */
+		if (w->acct->method == PUSH_IDLE) {
+			watcher_send_examine(w);
+			watcher_state(w, W_SETUP);
+		} else {
+			watcher_state(w, W_WATCHING);
+		}
 	} else if (w->state == W_SETUP && w->acct->method == PUSH_NOTIFY) {
 		watcher_state(w, W_WATCHING);   /* NOTIFY SET accepted */
 	}
@@ -466,6 +477,26 @@ push_new(struct daemon *d)
 		watcher_state(watcher_new(a, NULL), W_LEASE);
 	}
 	return p;
+}
+
+void
+push_refresh(struct push *p, const char *connection, const char *mailbox)
+{
+	size_t i, j;
+
+	for (i = 0; i < p->naccts; i++) {
+		struct push_account *a = &p->accts[i];
+
+		if (strcmp(a->connection, connection) != 0 || a->method != PUSH_IDLE)
+			continue;
+		for (j = 0; j < a->nwatchers; j++) {
+			struct watcher *w = a->watchers[j];
+
+			if (w->mailbox != NULL && strcmp(w->mailbox, mailbox) == 0 &&
+			    w->state == W_WATCHING)
+				watcher_state(w, W_RESTART);
+		}
+	}
 }
 
 void

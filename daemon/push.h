@@ -26,6 +26,9 @@ struct push;
 /* Starts watching for the idle-mode triggers of d (none: returns a push
  * that does nothing). */
 struct push *push_new(struct daemon *d);
+/* The UIDVALIDITY of connection's mailbox changed (deleted and created
+ * again): an IDLE watcher on it selects it anew. */
+void push_refresh(struct push *push, const char *connection, const char *mailbox);
 /* Closes every watcher connection. */
 void push_free(struct push **push);
 

@@ -17,6 +17,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "mime.h"
+#include "push.h"
 #include "util.h"
 
 /* UIDs asked for per UID FETCH: how much work a crash can make us redo. */
@@ -565,12 +566,17 @@ trig_send_status(struct trigger *t)
 
 	t->have_uidnext = t->have_uidvalidity = false;
 	/* STATUS of the selected mailbox may be stale on some servers */
-	if (sel != NULL && strcmp(sel, t->mailbox) == 0 &&
-	    imap_conn_has_cap(t->conn, "UNSELECT")) {
+	if (sel != NULL && strcmp(sel, t->mailbox) == 0) {
+		/* without UNSELECT, a NOOP brings the session's view up to
+		 * date (Courier answers STATUS from it) */
 		cmd = imap_cmd_new(t->conn);
-		imap_cmd_add(cmd, "UNSELECT");
+		if (imap_conn_has_cap(t->conn, "UNSELECT")) {
+			imap_cmd_add(cmd, "UNSELECT");
+			imap_conn_set_selected(t->conn, NULL, false);
+		} else {
+			imap_cmd_add(cmd, "NOOP");
+		}
 		trig_send(t, cmd, true);
-		imap_conn_set_selected(t->conn, NULL, false);
 	}
 	cmd = trig_cmd_mailbox(t, "STATUS");
 	imap_cmd_add(cmd, " (UIDNEXT UIDVALIDITY MESSAGES)");
@@ -737,9 +743,24 @@ trig_status_done(struct trigger *t)
 		log_info("trigger %s: watching %s (UIDVALIDITY %u), %s", t->name, t->mailbox,
 		    t->s_uidvalidity, t->start_from == CFG_START_ALL ?
 		    "queueing every message already there" : "new mail from now on");
+	} else if (t->st.uidvalidity != t->s_uidvalidity && t->st.last_uid == 0 &&
+	    t->start_from == CFG_START_NOW) {
+		/*
+		 * Nothing was ever queued and the baseline was an empty
+		 * mailbox: every message there now came after the first run,
+		 * whatever the UIDVALIDITY says. (Courier reports a new one at
+		 * each STATUS of a mailbox nobody has written to yet.)
+		 */
+		log_debug("trigger %s: UIDVALIDITY of the still empty %s changed from %u to %u",
+		    t->name, t->mailbox, t->st.uidvalidity, t->s_uidvalidity);
+		t->st.uidvalidity = t->s_uidvalidity;
+		if (trig_save(t) < 0)
+			return;
 	} else if (t->st.uidvalidity != t->s_uidvalidity) {
 		if (trig_reset(t) < 0)
 			return;
+		if (t->d->push != NULL)
+			push_refresh(t->d->push, t->connection, t->mailbox);
 	}
 	if ((t->s_uidnext > 0 && t->s_uidnext - 1 <= t->st.last_uid) ||
 	    t->s_uidnext == t->checked_uidnext) {
@@ -930,11 +951,17 @@ trig_state(struct trigger *t, enum trig_state next)
 		break;
 	case TRIG_CLOSE:
 		sel = imap_conn_selected(t->conn, &ro);
-		if (sel == NULL || (!ro && !imap_conn_has_cap(t->conn, "UNSELECT"))) {
-			/* never CLOSE a read-write mailbox: it would expunge */
+		if (sel == NULL) {
 			trig_release(t, true);
 			trig_poll_end(t, true);
 			break;
+		}
+		if (!ro && !imap_conn_has_cap(t->conn, "UNSELECT")) {
+			/* a read-write mailbox: EXAMINE it first (deselecting
+			 * without expunge), then CLOSE expunges nothing. Left
+			 * selected, Courier would answer the next STATUS from
+			 * this session's old view. */
+			trig_send(t, trig_cmd_mailbox(t, "EXAMINE"), true);
 		}
 		cmd = imap_cmd_new(t->conn);
 		imap_cmd_add(cmd, imap_conn_has_cap(t->conn, "UNSELECT") ? "UNSELECT" : "CLOSE");
