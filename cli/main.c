@@ -575,7 +575,7 @@ main(int argc, char **argv)
 		ret = 71;       /* EX_OSERR */
 		goto out;
 	}
-	cli.pool = imap_pool_new(cli.base, cli.dns, conn_cfg, 1, 1, &ierr);
+	cli.pool = imap_pool_new(cli.base, cli.dns, conn_cfg, NULL, 1, 1, &ierr);
 	if (cli.pool == NULL) {
 		fprintf(stderr, "imaphook: %s\n", ierr.msg);
 		ret = action_exit_code(action_status_from_imap(ierr.kind));

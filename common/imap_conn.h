@@ -95,6 +95,18 @@ typedef void imap_cont_cb(struct imap_conn *conn, void *arg);
 SSL_CTX *imap_tls_ctx_new(const struct cfg_connection *cfg, struct imap_error *err);
 
 /*
+ * Contexts shared between connections whose TLS settings are the same: an
+ * SSL_CTX holds the whole CA bundle (about 0.8 MiB), too much to repeat for
+ * every account. get returns a new reference (SSL_CTX_free it) or NULL with
+ * err set; free drops the cache's own references.
+ */
+struct imap_tls_cache;
+struct imap_tls_cache *imap_tls_cache_new(void);
+SSL_CTX *imap_tls_cache_get(struct imap_tls_cache *cache, const struct cfg_connection *cfg,
+    struct imap_error *err);
+void imap_tls_cache_free(struct imap_tls_cache **cache);
+
+/*
  * Creates a connection for cfg (which must outlive it). ssl_ctx may be NULL
  * for a plain connection without STARTTLS; it is referenced, not taken.
  * name is used in log lines. Returns a connection with one reference.

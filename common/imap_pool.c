@@ -182,14 +182,14 @@ imap_dns_new(struct event_base *base)
 
 struct imap_pool *
 imap_pool_new(struct event_base *base, struct evdns_base *dns,
-    const struct cfg_connection *cfg, unsigned backoff_max, unsigned auth_backoff_max,
-    struct imap_error *err)
+    const struct cfg_connection *cfg, struct imap_tls_cache *tls, unsigned backoff_max,
+    unsigned auth_backoff_max, struct imap_error *err)
 {
 	struct imap_pool *pool;
 	SSL_CTX *ctx = NULL;
 
 	if (cfg->secure || cfg->starttls) {
-		ctx = imap_tls_ctx_new(cfg, err);
+		ctx = tls != NULL ? imap_tls_cache_get(tls, cfg, err) : imap_tls_ctx_new(cfg, err);
 		if (ctx == NULL)
 			return NULL;
 	}

@@ -27,11 +27,12 @@ struct imap_pool_stats {
 	const char *last_error; /* of the last failed attempt, or NULL */
 };
 
-/* cfg must outlive the pool. Returns NULL with err set if the TLS context
- * cannot be built (bad ca_file...). */
+/* cfg must outlive the pool. tls (may be NULL: a context of its own)
+ * shares TLS contexts between pools. Returns NULL with err set if the TLS
+ * context cannot be built (bad ca_file...). */
 struct imap_pool *imap_pool_new(struct event_base *base, struct evdns_base *dns,
-    const struct cfg_connection *cfg, unsigned backoff_max, unsigned auth_backoff_max,
-    struct imap_error *err);
+    const struct cfg_connection *cfg, struct imap_tls_cache *tls, unsigned backoff_max,
+    unsigned auth_backoff_max, struct imap_error *err);
 /* Closes every connection (LOGOUT for idle ones); pending leases fail. */
 void imap_pool_free(struct imap_pool **pool);
 

@@ -161,3 +161,88 @@ imap_tls_describe_failure(struct imap_conn *conn, struct imap_error *err)
 	imap_error_set(err, IMAP_ERR_TLS, "TLS handshake with %s:%u failed: %s",
 	    conn->cfg->host, conn->cfg->port, ebuf);
 }
+
+/* the settings that make a context */
+struct tls_key {
+	int min_version, max_version;
+	bool verify, small_dh;
+	char *ca_file;
+};
+
+struct imap_tls_cache {
+	struct tls_entry {
+		struct tls_key key;
+		SSL_CTX *ctx;
+	} *entries;
+	size_t n;
+};
+
+static void
+tls_key_of(const struct cfg_connection *cfg, struct tls_key *k)
+{
+	k->min_version = cfg->min_tls_version;
+	k->max_version = cfg->max_tls_version;
+	k->verify = cfg->tls_verify;
+	k->small_dh = cfg->min_dh_size < 2048;
+	k->ca_file = cfg->ca_file;
+}
+
+static bool
+tls_key_same(const struct tls_key *a, const struct tls_key *b)
+{
+	return a->min_version == b->min_version && a->max_version == b->max_version &&
+	    a->verify == b->verify && a->small_dh == b->small_dh &&
+	    (a->ca_file == NULL ? b->ca_file == NULL :
+	    b->ca_file != NULL && strcmp(a->ca_file, b->ca_file) == 0);
+}
+
+struct imap_tls_cache *
+imap_tls_cache_new(void)
+{
+	return xcalloc(1, sizeof(struct imap_tls_cache));
+}
+
+SSL_CTX *
+imap_tls_cache_get(struct imap_tls_cache *cache, const struct cfg_connection *cfg,
+    struct imap_error *err)
+{
+	struct tls_key k;
+	struct tls_entry *e;
+	SSL_CTX *ctx;
+	size_t i;
+
+	tls_key_of(cfg, &k);
+	for (i = 0; i < cache->n; i++) {
+		if (tls_key_same(&cache->entries[i].key, &k)) {
+			SSL_CTX_up_ref(cache->entries[i].ctx);
+			return cache->entries[i].ctx;
+		}
+	}
+	ctx = imap_tls_ctx_new(cfg, err);
+	if (ctx == NULL)
+		return NULL;
+	cache->entries = xreallocarray(cache->entries, cache->n + 1, sizeof(*cache->entries));
+	e = &cache->entries[cache->n++];
+	e->key = k;
+	e->key.ca_file = k.ca_file != NULL ? xstrdup(k.ca_file) : NULL;
+	e->ctx = ctx;
+	SSL_CTX_up_ref(ctx);
+	return ctx;
+}
+
+void
+imap_tls_cache_free(struct imap_tls_cache **cachep)
+{
+	struct imap_tls_cache *cache = *cachep;
+	size_t i;
+
+	*cachep = NULL;
+	if (cache == NULL)
+		return;
+	for (i = 0; i < cache->n; i++) {
+		SSL_CTX_free(cache->entries[i].ctx);
+		free(cache->entries[i].key.ca_file);
+	}
+	free(cache->entries);
+	free(cache);
+}

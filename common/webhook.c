@@ -296,6 +296,24 @@ event_id(const char *body, size_t len, char **why_r)
 	char *id = NULL;
 	size_t i, n;
 
+	/* Fast path: the trigger writes {"type":"...","id":"...",...}; parsing
+	 * the whole body (it may hold a message's text) only for its id cost
+	 * a tenth of the CPU of a delivery. Anything else is parsed. */
+	if (len > 2 && body[len - 1] == '}' && strncmp(body, "{\"type\":\"", 9) == 0) {
+		const char *p = memchr(body + 9, '"', len - 9), *end;
+
+		if (p != NULL && (size_t)(body + len - p) > 8 && strncmp(p, "\",\"id\":\"", 8) == 0) {
+			p += 8;
+			end = memchr(p, '"', (size_t)(body + len - p));
+			n = end != NULL ? (size_t)(end - p) : 0;
+			for (i = 0; i < n; i++)
+				if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f ||
+				    p[i] == '\\')
+					break;
+			if (n > 0 && n <= EVENT_ID_MAX && i == n)
+				return xstrndup(p, n);
+		}
+	}
 	root = json_loadb(body, len, 0, &jerr);
 	if (root == NULL) {
 		*why_r = xasprintf("not JSON (line %d: %s)", jerr.line, jerr.text);

@@ -31,6 +31,7 @@ struct pool_slot {
 struct daemon {
 	struct event_base *base;
 	struct evdns_base *dns;
+	struct imap_tls_cache *tls;     /* TLS contexts shared between pools */
 	struct config *config;
 	const char *config_path;
 	int lock_fd;

@@ -83,7 +83,7 @@ pool_slot_init(struct daemon *d, struct pool_slot *slot, const struct cfg_connec
 
 	slot->cfg = config_connection_dup(cfg);
 	slot->name = xstrdup(cfg->name);
-	slot->pool = imap_pool_new(d->base, d->dns, slot->cfg, d->config->poll_backoff_max,
+	slot->pool = imap_pool_new(d->base, d->dns, slot->cfg, d->tls, d->config->poll_backoff_max,
 	    d->config->auth_backoff_max, &err);
 	if (slot->pool == NULL) {
 		log_error("connection %s: %s", cfg->name, err.msg);
@@ -146,6 +146,9 @@ daemon_reload(struct daemon *d)
 		config_free(&ncfg);
 		return;
 	}
+	/* new contexts for new pools: a ca_file may have new content */
+	imap_tls_cache_free(&d->tls);
+	d->tls = imap_tls_cache_new();
 	/* pools: keep those whose settings did not change */
 	npools = xcalloc(ncfg->nconnections, sizeof(*npools));
 	for (i = 0; i < ncfg->nconnections; i++) {
@@ -333,6 +336,7 @@ daemon_free(struct daemon *d)
 		pool_slot_clear(&d->pools[i]);
 	free(d->pools);
 	outbox_free(&d->outbox);
+	imap_tls_cache_free(&d->tls);
 	if (d->sig_term != NULL)
 		event_free(d->sig_term);
 	if (d->sig_int != NULL)
@@ -366,6 +370,7 @@ main(int argc, char **argv)
 	int ret = 0;
 
 	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());    /* poll jitter */
 	log_init("imaphookd");
 	d.config_path = CONFIG_DEFAULT_PATH;
 	for (i = 1; i < (size_t)argc; i++) {
@@ -416,6 +421,7 @@ main(int argc, char **argv)
 	d.started = time(NULL);
 	d.base = event_base_new();
 	d.dns = d.base != NULL ? imap_dns_new(d.base) : NULL;
+	d.tls = imap_tls_cache_new();
 	if (d.base == NULL || d.dns == NULL) {
 		log_error("cannot initialise the event loop");
 		ret = EX_OSERR_;

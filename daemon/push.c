@@ -280,7 +280,14 @@ acct_probed(struct push_account *a, struct watcher *w)
 	const struct cfg_connection *cfg = acct_cfg(a);
 	size_t i, n;
 
-	if (imap_conn_has_cap(w->conn, "NOTIFY")) {
+	/*
+	 * IDLE when every mailbox gets a connection of its own: it is the
+	 * quicker of the two on Dovecot, whose NOTIFY can fall seconds behind
+	 * under steady mail (measured: bench/README.md). NOTIFY when there are
+	 * more mailboxes than connections to spare: one watches them all.
+	 */
+	if (imap_conn_has_cap(w->conn, "NOTIFY") &&
+	    !(imap_conn_has_cap(w->conn, "IDLE") && a->nmailboxes <= a->budget)) {
 		a->method = PUSH_NOTIFY;
 		log_info("push %s: NOTIFY watches %zu mailbox%s on one connection",
 		    a->connection, a->nmailboxes, a->nmailboxes == 1 ? "" : "es");

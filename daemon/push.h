@@ -2,12 +2,14 @@
  * push: new mail without waiting for the interval, for triggers with
  * mode = "idle". Per connection (account):
  *
- *   - the server has NOTIFY (RFC 5465): one connection watches every idle
- *     trigger's mailbox (NOTIFY SET ... MessageNew), whatever their number;
- *   - else, with IDLE (RFC 2177): one connection per mailbox, sitting in
- *     IDLE, at most max_connections - 1 of them (one stays for polls and API
- *     calls); the mailboxes beyond that budget keep polling (logged);
- *   - else: polling (logged once).
+ *   - IDLE (RFC 2177) when every mailbox can have a connection of its own
+ *     within max_connections - 1 (one stays for polls and API calls): one
+ *     connection per mailbox, sitting in IDLE;
+ *   - else, with NOTIFY (RFC 5465): one connection watches every idle
+ *     trigger's mailbox, whatever their number;
+ *   - else IDLE within the budget; the mailboxes beyond it keep polling
+ *     (logged);
+ *   - a server with neither: polling (logged once).
  *
  * A watcher only wakes triggers: the fetch itself is the trigger's ordinary
  * poll on a pooled connection, so UID state, batching and durability are

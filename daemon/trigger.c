@@ -9,7 +9,6 @@
 
 #include <event2/event.h>
 #include <jansson.h>
-#include <openssl/rand.h>
 
 #include "daemon.h"
 #include "envelope.h"
@@ -246,14 +245,12 @@ trigger_info(const struct trigger *t, struct trigger_info *info_r)
 	info_r->last_uid = t->st.last_uid;
 }
 
+/* Jitter only: random(3), seeded at start-up, is plenty (and cheaper than
+ * RAND_bytes at every poll). */
 static uint32_t
 random_u32(void)
 {
-	uint32_t r = 0;
-
-	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (uint32_t)random();
-	return r;
+	return (uint32_t)random();
 }
 
 static void

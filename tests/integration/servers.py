@@ -22,7 +22,8 @@ know about the server:
   path("INBOX") is "INBOX" everywhere.
 - CAPS: the capabilities imaphook cares about, True or False, as the server
   advertises them after login (a test checks that they are still true).
-- push: what mode = "idle" uses there: "notify" or "idle".
+- push: what mode = "idle" uses there when there are more mailboxes than
+  spare connections: "notify" or "idle" (with few mailboxes, IDLE).
 - special_use: {path: special-use flag} of the mailboxes every user has.
 
 Cyrus and Courier conflict with Dovecot as Debian packages: `make

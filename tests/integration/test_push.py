@@ -107,10 +107,21 @@ class PushTest(unittest.TestCase):
         return [r.json["envelope"]["subject"] for r in self.rx.requests
                 if r.json.get("type") == "email.new"]
 
-    def test_notify_delivers_without_waiting_for_the_interval(self):
+    def test_idle_preferred_when_each_mailbox_gets_a_connection(self):
+        # NOTIFY is there, but one mailbox fits the spare connection: IDLE,
+        # the quicker of the two on Dovecot
         self.start(full, ["INBOX"])
-        harness.wait_until(lambda: self.push_of() == {"t0": "notify"}, timeout=10,
-                           what="NOTIFY in force")
+        harness.wait_until(lambda: self.push_of() == {"t0": "idle"}, timeout=10,
+                           what="IDLE in force")
+        self.append("INBOX", "idled")
+        self.rx.wait_for(1, timeout=10)         # the interval is an hour
+        self.assertEqual(self.subjects(), ["idled"])
+
+    def test_notify_delivers_without_waiting_for_the_interval(self):
+        # two mailboxes, one spare connection: NOTIFY watches both
+        self.start(full, ["INBOX", "Other"])
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "notify"},
+                           timeout=10, what="NOTIFY in force")
         self.append("INBOX", "pushed one")
         self.rx.wait_for(1, timeout=10)         # the interval is an hour
         self.assertEqual(self.subjects(), ["pushed one"])
@@ -159,9 +170,9 @@ class PushTest(unittest.TestCase):
         self.assertLessEqual(len(self.daemon_logins()), 2)
 
     def test_reconnects_after_the_server_restarts(self):
-        self.start(full, ["INBOX"])
-        harness.wait_until(lambda: self.push_of() == {"t0": "notify"}, timeout=10,
-                           what="NOTIFY in force")
+        self.start(full, ["INBOX", "Other"])
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "notify"},
+                           timeout=10, what="NOTIFY in force")
         self.server.restart()
         self.daemon.wait_for_log(r"push main.*watching again", timeout=30)
         self.append("INBOX", "after restart")
@@ -185,9 +196,9 @@ class PushTest(unittest.TestCase):
         self.assertEqual(self.subjects(), ["polled anyway"])
 
     def test_metrics_show_the_push_method(self):
-        self.start(full, ["INBOX"])
-        harness.wait_until(lambda: self.push_of() == {"t0": "notify"}, timeout=10,
-                           what="NOTIFY in force")
+        self.start(full, ["INBOX", "Other"])
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "notify"},
+                           timeout=10, what="NOTIFY in force")
         url = "http://127.0.0.1:%d/metrics" % self.api_port
         with urllib.request.urlopen(url, timeout=5) as r:
             text = r.read().decode()

@@ -65,7 +65,7 @@ new_pool(unsigned backoff_max, unsigned auth_backoff_max)
 {
 	struct imap_error err;
 
-	pool = imap_pool_new(base, NULL, &cfg, backoff_max, auth_backoff_max, &err);
+	pool = imap_pool_new(base, NULL, &cfg, NULL, backoff_max, auth_backoff_max, &err);
 	ck_assert_ptr_nonnull(pool);
 	ck_assert_ptr_eq(imap_pool_config(pool), &cfg);
 }
