@@ -36,6 +36,8 @@ Dovecot instances, daemons and receivers are also stopped at exit.
 Environment: IMAPHOOK_BUILD (the directory of the sanitizer build, default
 build/san), IMAPHOOK_TOP (the repository, default: found from this file),
 IMAPHOOK_KEEP_TMP=1 keeps the temporary directory (its path is printed).
+IMAPHOOK_WRAP runs every project program under a wrapper (valgrind: `make
+check-valgrind`), IMAPHOOK_TIME_FACTOR multiplies the waits (see "wrapper").
 """
 
 import atexit
@@ -51,6 +53,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -176,7 +179,8 @@ def loopback_alias():
 
 def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
     """Polls predicate() until it returns a true value, which is returned;
-    raises AssertionError after timeout seconds."""
+    raises AssertionError after timeout seconds (times IMAPHOOK_TIME_FACTOR)."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -224,6 +228,51 @@ def check_sanitizers(what, rc, stderr):
     if rc in SAN_EXIT_CODES or SAN_PATTERN.search(stderr):
         cause = SAN_EXIT_CODES.get(rc, "sanitizer report")
         raise SanitizerError("%s: %s (exit status %s):\n%s" % (what, cause, rc, stderr))
+
+
+# ------------------------------------------------------------ wrapper
+# IMAPHOOK_WRAP: a command put before every run of a project program
+# (run_program, run_cli, Daemon), e.g. "valgrind --error-exitcode=99
+# --log-file={log}.%p ...". "{log}" becomes a fresh path per run; after the
+# exit, files starting with it that hold a valgrind error (ERROR SUMMARY
+# above 0, or an error record) fail the test, as does exit status 99.
+# IMAPHOOK_TIME_FACTOR (default 1) multiplies the tests' waits for slow
+# wrappers.
+
+WRAP = shlex.split(os.environ.get("IMAPHOOK_WRAP") or "")
+WRAP_EXIT = 99
+TIME_FACTOR = float(os.environ.get("IMAPHOOK_TIME_FACTOR") or 1)
+_WRAP_ERROR = re.compile(r"ERROR SUMMARY: [1-9]|^==\d+== (Invalid |Conditional jump|"
+                         r"Use of uninitialised|Syscall param|Mismatched free|"
+                         r"Source and destination overlap|.* are definitely lost|"
+                         r".* are indirectly lost)", re.M)
+
+
+def scaled(seconds):
+    """seconds times IMAPHOOK_TIME_FACTOR (None stays None)."""
+    return None if seconds is None else seconds * TIME_FACTOR
+
+
+def wrap_argv(argv):
+    """(argv with IMAPHOOK_WRAP before it, the run's log prefix or None)."""
+    if not WRAP:
+        return list(argv), None
+    log = tmp_root() / ("wrap-%d.log" % next(_tmp_counter))
+    return [a.replace("{log}", str(log)) for a in WRAP] + list(argv), log
+
+
+def check_wrapper(what, rc, log):
+    """Raises SanitizerError when the wrapper reported errors in the run
+    whose log prefix is log."""
+    if log is None:
+        return
+    texts = []
+    for path in sorted(log.parent.glob(log.name + "*")):
+        texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    text = "\n".join(texts)
+    if rc == WRAP_EXIT or _WRAP_ERROR.search(text):
+        raise SanitizerError("%s: %s reported errors (exit status %s):\n%s"
+                             % (what, WRAP[0], rc, text[-20000:]))
 
 
 # ---------------------------------------------------------- running programs
@@ -278,9 +327,11 @@ def run_program(argv, stdin=None, timeout=30, env=None, cwd=None, check_sanitize
     argv = [str(a) for a in argv]
     if isinstance(stdin, str):
         stdin = stdin.encode("utf-8")
+    wrapped, log = wrap_argv(argv)
+    timeout = scaled(timeout)
     t0 = time.monotonic()
     try:
-        p = subprocess.run(argv, input=stdin if stdin is not None else b"",
+        p = subprocess.run(wrapped, input=stdin if stdin is not None else b"",
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=timeout, env=project_env(env), cwd=cwd)
     except subprocess.TimeoutExpired as e:
@@ -292,6 +343,7 @@ def run_program(argv, stdin=None, timeout=30, env=None, cwd=None, check_sanitize
                     time.monotonic() - t0)
     if check_sanitizers_:
         check_sanitizers(result.command, result.rc, result.stderr)
+        check_wrapper(result.command, result.rc, log)
     return result
 
 
@@ -1430,6 +1482,7 @@ class Receiver:
     def wait_for(self, count, timeout=10.0):
         """Waits until count requests have arrived; returns the first count.
         Raises AssertionError (listing what came) on timeout."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self._cond:
             while len(self.requests) < count:
@@ -1457,6 +1510,7 @@ class Receiver:
     def wait_until(self, predicate, timeout=10.0, what="condition"):
         """Waits until predicate(requests so far) is true; returns that
         value. Raises AssertionError (listing what came) on timeout."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -1552,7 +1606,8 @@ class Daemon:
     def start(self, wait_for=None, timeout=15):
         """Starts it; with wait_for (a regex), waits until a log line
         matches."""
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+        argv, self._wrap_log = wrap_argv(self.argv)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=project_env(self.env), start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True,
@@ -1582,6 +1637,7 @@ class Daemon:
         regex pattern; returns the match. Fails if the daemon exits first
         or on timeout, showing the log."""
         rx = re.compile(pattern)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self._cond:
             i = since
@@ -1613,7 +1669,7 @@ class Daemon:
         """Waits for the exit; returns the status (negative: killed by that
         signal). Raises AssertionError on timeout."""
         try:
-            self.proc.wait(timeout)
+            self.proc.wait(scaled(timeout))
         except subprocess.TimeoutExpired:
             raise AssertionError("imaphookd still running after %s s:\n%s" % (timeout, self.log))
         self._finish()
@@ -1642,7 +1698,7 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(scaled(10))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
@@ -1669,6 +1725,8 @@ class Daemon:
             self._checked = True
             check_sanitizers("imaphookd -c %s" % self.config_path,
                              self.rc, self.log)
+            check_wrapper("imaphookd -c %s" % self.config_path, self.rc,
+                          getattr(self, "_wrap_log", None))
 
     @staticmethod
     def run(config, *args, timeout=60, env=None, stdin=None):
