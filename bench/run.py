@@ -310,14 +310,15 @@ def q(s):
 
 
 def imaphook_config(path, state_dir, api_port, dovecot, accounts, url, interval=60,
-                    mode="poll", fetch_content=False, start_from="now"):
+                    mode="poll", fetch_content=False, start_from="now",
+                    max_connections=MAX_CONNECTIONS):
     """accounts: [(user, [mailbox, ...])]; triggers are named USER-MAILBOX."""
     out = ["state_dir = %s;" % q(state_dir), 'log_level = "info";',
            "api = { listen = %s; };" % q("127.0.0.1:%d" % api_port), "connections = ("]
     out.append(",\n".join(
         "  { name = %s; host = \"127.0.0.1\"; port = %d; secure = true; username = %s; "
         "password = %s; ca_file = %s; max_connections = %d; }"
-        % (q(u), dovecot.port_tls, q(u), q(PASSWORD), q(dovecot.dir / "cert.pem"), MAX_CONNECTIONS)
+        % (q(u), dovecot.port_tls, q(u), q(PASSWORD), q(dovecot.dir / "cert.pem"), max_connections)
         for u, _ in accounts))
     out.append(");")
     out.append("webhooks = ( { name = \"bench\"; url = %s; secret = %s; } );" % (q(url), q(SECRET)))
@@ -1001,6 +1002,13 @@ class Bench:
             path = "/%s/latency-%s/%d" % (kind, mode, rep)
             tools[kind] = (path, self.start(kind, "latency-%s-%s-%d" % (kind, mode, rep), acct,
                                             path, interval=1 if mode == "poll" else 60, mode=mode))
+        if mode == "idle" and "imaphook" in TOOLS:
+            # with a connection per mailbox to spare, imaphook idles on each
+            # (IDLE) instead of one NOTIFY connection for all
+            path = "/imaphook-conns/latency-idle/%d" % rep
+            tools["imaphook-conns"] = (path, self.start(
+                "imaphook", "latency-imaphook-conns-%d" % rep, acct, path, interval=60,
+                mode=mode, max_connections=LAT_MAILBOXES + 1))
         for kind, (path, tool) in tools.items():
             want_watch = LAT_MAILBOXES if mode == "idle" else 0
             wait_for(lambda: (tool.check_alive(), tool.counters()["first"] >= LAT_MAILBOXES and
@@ -1470,7 +1478,10 @@ def report(res):
                 ("peer-idle", "peer", "ImapFlow IDLE, a client per mailbox"),
                 ("dovecot-notify", "Dovecot alone: one bare NOTIFY client (→ `* STATUS`)",
                  "NOTIFY"),
-                ("imaphook-idle", "imaphook", "mode = \"idle\" (NOTIFY on Dovecot)")]
+                ("imaphook-idle", "imaphook", "mode = \"idle\", max_connections = %d: NOTIFY "
+                 "on Dovecot (one connection for all)" % MAX_CONNECTIONS),
+                ("imaphook-conns-idle", "imaphook", "mode = \"idle\", max_connections = %d: "
+                 "IDLE per mailbox" % (LAT_MAILBOXES + 1))]
         for key, who, mode in rows:
             if key not in sc["latency"]:
                 continue

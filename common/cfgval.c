@@ -52,6 +52,11 @@ vproblem(struct cfgval *cv, const char *file, unsigned line, const char *ctx,
 	if (*ctx != '\0')
 		str_printf(&msg, "%s: ", ctx);
 	str_vprintf(&msg, fmt, ap);
+	/* one problem, one line: values quoted from the file may hold line
+	 * breaks or control characters */
+	for (size_t i = 0; i < msg.len; i++)
+		if ((unsigned char)msg.data[i] < 0x20 || msg.data[i] == 0x7f)
+			msg.data[i] = '?';
 
 	cv->probs = xreallocarray(cv->probs, cv->nprobs + 1, sizeof(*cv->probs));
 	p = &cv->probs[cv->nprobs];

@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "cfgval.h"
+#include "imap_conn.h"
 #include "jsonutil.h"
 
 #define SECONDS_MAX 1000000     /* cap of every duration, about 11 days */
@@ -233,6 +234,7 @@ load_connection(struct cfgval *cv, struct config *cfg,
 	config_setting_t *s;
 	char ctx[CTX_MAX];
 	const char *v;
+	char *why = NULL;
 	long long n;
 
 	c->line = (int)config_setting_source_line(g);
@@ -272,6 +274,9 @@ load_connection(struct cfgval *cv, struct config *cfg,
 		if (access(c->ca_file, R_OK) < 0) {
 			cfgval_problem(cv, s, ctx, "\"ca_file\": cannot read "
 			    "\"%s\": %s", c->ca_file, strerror(errno));
+		} else if (c->tls_verify && imap_tls_ca_file_check(c->ca_file, &why) < 0) {
+			cfgval_problem(cv, s, ctx, "\"ca_file\": \"%s\": %s", c->ca_file, why);
+			free(why);
 		}
 	}
 	cfgval_set_uint(cv, ctx, g, "max_connections", 1, 1000,

@@ -23,6 +23,9 @@
 /* Bytes of a response that restart the time-out without it being complete:
  * a slow link moving 4 KiB per `timeout` keeps going, a trickle does not. */
 #define CONN_MIN_PROGRESS 4096
+/* Untagged responses to one command: a fetch window is 500 messages, a
+ * LIST of a huge account some thousands; a server sending more is cut off. */
+#define CONN_MAX_UNTAGGED 200000u
 
 static const char *const strstate[] = {
 	[IMAP_CONN_INIT] = "init",
@@ -626,11 +629,27 @@ conn_dispatch(struct imap_conn *conn, const struct imap_resp *resp)
 			return;
 		}
 		cmd = TAILQ_FIRST(&conn->sent);
+		/* a flood of untagged responses to one command is an attack, or a
+		 * broken server: no command of ours needs that many */
+		if (cmd != NULL && !conn->idling && ++conn->untagged_count > CONN_MAX_UNTAGGED) {
+			imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: more than %u untagged "
+			    "responses to one command", conn->name, CONN_MAX_UNTAGGED);
+			imap_conn_fail(conn, &err);
+			return;
+		}
 		if (cmd != NULL) {
 			if (cmd->untagged != NULL)
 				cmd->untagged(conn, resp, cmd->arg);
 		} else if (conn->unsolicited_cb != NULL) {
 			conn->unsolicited_cb(conn, resp, conn->unsolicited_arg);
+		}
+		/* BYE: the server is going; once the command saw it, do not
+		 * wait for the server to close (the caller holds a reference) */
+		if (resp->status == IMAP_STATUS_BYE && conn->state != IMAP_CONN_LOGOUT &&
+		    conn->state != IMAP_CONN_CLOSED) {
+			imap_error_set(&err, IMAP_ERR_CLOSED, "%s: server closed the "
+			    "connection: %s", conn->name, resp->text);
+			imap_conn_fail(conn, &err);
 		}
 		return;
 	}
@@ -644,6 +663,7 @@ conn_dispatch(struct imap_conn *conn, const struct imap_resp *resp)
 		return;
 	}
 	TAILQ_REMOVE(&conn->sent, cmd, entry);
+	conn->untagged_count = 0;
 	memset(&reply, 0, sizeof(reply));
 	reply.status = resp->status;
 	reply.resp = resp;
@@ -686,7 +706,14 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		}
 		if (ret == 1) {
-			progress = true;
+			/* what restarts the time-out: an answer, or data; not
+			 * the noise a server can send for ever (EXISTS, OK...) */
+			if (resp->kind != IMAP_RESP_UNTAGGED ||
+			    (resp->status == IMAP_STATUS_NONE && resp->name != NULL &&
+			    strcmp(resp->name, "EXISTS") != 0 &&
+			    strcmp(resp->name, "RECENT") != 0 &&
+			    strcmp(resp->name, "EXPUNGE") != 0))
+				progress = true;
 			conn_dispatch(conn, resp);
 			/* STARTTLS: the rest belongs to the TLS layer */
 			if (conn->state == IMAP_CONN_TLS_HANDSHAKE)

@@ -93,6 +93,9 @@ typedef void imap_cont_cb(struct imap_conn *conn, void *arg);
  * The caller owns the reference (SSL_CTX_free).
  */
 SSL_CTX *imap_tls_ctx_new(const struct cfg_connection *cfg, struct imap_error *err);
+/* Whether path holds trust anchors OpenSSL can load (PEM certificates):
+ * 0, or -1 with a malloc'd reason in *error_r. For config checks. */
+int imap_tls_ca_file_check(const char *path, char **error_r);
 
 /*
  * Contexts shared between connections whose TLS settings are the same: an

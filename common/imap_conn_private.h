@@ -57,6 +57,7 @@ struct imap_conn {
 	bool idle_done_pending;         /* DONE asked for before the "+" */
 	char *token;                    /* auth = xoauth2: the access token */
 	size_t unarmed_bytes;           /* read since the time-out was restarted */
+	unsigned untagged_count;        /* since the last tagged response */
 	bool in_connect;                /* inside imap_conn_connect() */
 	struct imap_error deferred_err; /* a failure reported from the loop */
 	bool logout_ref;                /* holds a reference until LOGOUT is out */

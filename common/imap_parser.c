@@ -31,11 +31,14 @@
 #include "util.h"
 
 const struct imap_parser_limits imap_parser_default_limits = {
-	.max_line = 1024 * 1024,
+	/* an ENVELOPE is one line of quoted strings: a message with 60,000
+	 * recipients makes it 2 MiB and 240,000 arguments; such a message
+	 * must not block its mailbox */
+	.max_line = 16 * 1024 * 1024,
 	.max_literal = 64 * 1024 * 1024,
-	.max_response = 80 * 1024 * 1024,
+	.max_response = 96 * 1024 * 1024,
 	.max_depth = 32,
-	.max_args = 200000,
+	.max_args = 1000000,
 };
 
 /* Buffers bigger than this are released when a new response starts. */

@@ -86,8 +86,8 @@ struct imap_parser_limits {
 	unsigned max_args;      /* arguments in one response, all levels together */
 };
 
-/* The defaults: 1 MiB line, 64 MiB literal, 80 MiB response, depth 32,
- * 200,000 arguments. */
+/* The defaults: 16 MiB line, 64 MiB literal, 96 MiB response, depth 32,
+ * 1,000,000 arguments. */
 extern const struct imap_parser_limits imap_parser_default_limits;
 
 struct imap_parser;

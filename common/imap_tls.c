@@ -22,6 +22,24 @@ tls_errstr(char *buf, size_t size)
 		ERR_error_string_n(last, buf, size);
 }
 
+int
+imap_tls_ca_file_check(const char *path, char **error_r)
+{
+	X509_STORE *store;
+	char ebuf[256];
+	int ret = 0;
+
+	ERR_clear_error();
+	store = X509_STORE_new();
+	if (store == NULL || !X509_STORE_load_file(store, path)) {
+		tls_errstr(ebuf, sizeof(ebuf));
+		*error_r = xasprintf("no certificate could be read from it: %s", ebuf);
+		ret = -1;
+	}
+	X509_STORE_free(store);
+	return ret;
+}
+
 SSL_CTX *
 imap_tls_ctx_new(const struct cfg_connection *cfg, struct imap_error *err)
 {

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -354,6 +355,33 @@ queue_mkdir(struct outbox *ob, struct outbox_queue *q, char **error_r)
 	return 0;
 }
 
+/*
+ * Refuses a put that would leave less than OUTBOX_RESERVE bytes free on the
+ * state directory's file system: what a poll queued is only safe once the
+ * trigger's state is written after it, and that write must still fit, or
+ * the events would hold the space the state needs for ever. A file system
+ * that cannot say (no statvfs) is not checked.
+ */
+static int
+room_check(struct outbox *ob, size_t len, char **error_r)
+{
+	struct statvfs sv;
+	unsigned long long avail, need;
+
+	if (fstatvfs(ob->dirfd, &sv) < 0 || sv.f_frsize == 0)
+		return 0;
+	avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+	/* the file's blocks, rounded up, plus the reserve */
+	need = ((unsigned long long)len + sv.f_frsize - 1) / sv.f_frsize * sv.f_frsize +
+	    OUTBOX_RESERVE;
+	if (avail >= need)
+		return 0;
+	*error_r = xasprintf("outbox: cannot queue a %zu-byte event in %s: %llu "
+	    "bytes free, %u kept for state files: %s", len, ob->outbox_dir, avail,
+	    OUTBOX_RESERVE, strerror(ENOSPC));
+	return -1;
+}
+
 int
 outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
     uint32_t epoch, uint32_t uid, const char *body, size_t len, char **error_r)
@@ -368,6 +396,8 @@ outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
 		    webhook, trigger);
 		return -1;
 	}
+	if (room_check(ob, len, error_r) < 0)
+		return -1;
 	q = queue_get(ob, webhook, trigger);
 	if (queue_mkdir(ob, q, error_r) < 0)
 		return -1;
@@ -657,6 +687,30 @@ outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r)
 	}
 	free(path);
 	return ret;
+}
+
+size_t
+outbox_drop_after(struct outbox *ob, const char *trigger, uint64_t after)
+{
+	size_t i, dropped = 0;
+	char *err = NULL;
+
+	for (i = 0; i < ob->nqueues; i++) {
+		struct outbox_queue *q = ob->queues[i];
+
+		if (strcmp(q->trigger, trigger) != 0)
+			continue;
+		/* keys are sorted: drop from the end */
+		while (q->end > q->head && q->keys[q->end - 1] > after) {
+			if (outbox_remove(q, q->keys[q->end - 1], &err) < 0) {
+				log_warn("%s", err);
+				free(err);
+				err = NULL;
+			}
+			dropped++;
+		}
+	}
+	return dropped;
 }
 
 /* One printable line of at most OUTBOX_REASON_MAX bytes, valid UTF-8. */

@@ -41,6 +41,9 @@ struct outbox_queue;
 
 /* Batches larger than this are synced with syncfs(2) instead of fsync(2)s. */
 #define OUTBOX_SYNCFS_MIN 8
+/* Free bytes a put leaves on the file system, for the state written after
+ * it (outbox_put fails with ENOSPC's message rather than eat into them). */
+#define OUTBOX_RESERVE (64u * 1024)
 /* Largest event file outbox_read() accepts. */
 #define OUTBOX_MAX_BODY (64u * 1024 * 1024)
 /* Length of a key name "00000003-0000000042" plus its NUL. */
@@ -64,7 +67,8 @@ void outbox_free(struct outbox **ob);
  * Writes body as event (epoch, uid) of the queue (webhook, trigger):
  * "<key>.json.tmp" in the queue directory (created when missing). Not
  * durable nor deliverable until outbox_sync() and outbox_commit(). Returns
- * 0, or -1 with a malloc'd message in *error_r (ENOSPC, a bad name...);
+ * 0, or -1 with a malloc'd message in *error_r (ENOSPC, less than
+ * OUTBOX_RESERVE bytes would stay free, a bad name...);
  * on failure nothing of this put remains on disk.
  */
 int outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
@@ -80,6 +84,15 @@ int outbox_sync(struct outbox *ob, char **error_r);
 void outbox_commit(struct outbox *ob);
 /* Deliverable events of (webhook, trigger); NULL for either sums over all. */
 size_t outbox_depth(const struct outbox *ob, const char *webhook, const char *trigger);
+
+/*
+ * Removes trigger's queued events (for every webhook) whose key is above
+ * after: events a poll wrote and synced but whose trigger state was never
+ * saved (a crash in between). The trigger's next poll writes them again;
+ * delivering these too would send them twice. Call before delivery starts.
+ * Returns how many were removed.
+ */
+size_t outbox_drop_after(struct outbox *ob, const char *trigger, uint64_t after);
 
 /* Formats key as "%08x-%010u" into buf. */
 void outbox_key_name(uint64_t key, char buf[static OUTBOX_KEY_NAME_LEN]);

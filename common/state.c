@@ -181,9 +181,9 @@ state_load(const char *state_dir, const char *trigger,
 	return ret;
 }
 
-int
-state_save(const char *state_dir, const char *trigger,
-    const struct trigger_state *st, char **error_r)
+static int
+state_write(const char *state_dir, const char *trigger,
+    const struct trigger_state *st, bool sync, char **error_r)
 {
 	char *dir, *path = NULL, *text = NULL;
 	struct stat sb;
@@ -222,7 +222,8 @@ state_save(const char *state_dir, const char *trigger,
 		goto out;
 	}
 	path = xasprintf("%s/%s.json", dir, trigger);
-	if (write_file_atomic(path, text, strlen(text), 0640) < 0) {
+	if ((sync ? write_file_atomic : write_file_atomic_nosync)(path, text,
+	    strlen(text), 0640) < 0) {
 		*error_r = xasprintf("cannot write state file %s: %s", path,
 		    strerror(errno));
 		goto out;
@@ -231,6 +232,37 @@ state_save(const char *state_dir, const char *trigger,
 out:
 	free(text);
 	free(path);
+	free(dir);
+	return ret;
+}
+
+int
+state_save(const char *state_dir, const char *trigger,
+    const struct trigger_state *st, char **error_r)
+{
+	return state_write(state_dir, trigger, st, true, error_r);
+}
+
+int
+state_save_nosync(const char *state_dir, const char *trigger,
+    const struct trigger_state *st, char **error_r)
+{
+	return state_write(state_dir, trigger, st, false, error_r);
+}
+
+int
+state_sync(const char *state_dir, char **error_r)
+{
+	char *dir = xasprintf("%s/triggers", state_dir);
+	int fd, ret = 0;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) < 0) {
+		*error_r = xasprintf("cannot sync %s: %s", dir, strerror(errno));
+		ret = -1;
+	}
+	if (fd >= 0)
+		close(fd);
 	free(dir);
 	return ret;
 }

@@ -45,6 +45,17 @@ int state_load(const char *state_dir, const char *trigger,
  */
 int state_save(const char *state_dir, const char *trigger,
     const struct trigger_state *st, char **error_r);
+/*
+ * The same, atomic but not yet durable: for a new trigger's first baseline,
+ * where thousands of triggers starting at once would otherwise cost two
+ * fsyncs each. The caller calls state_sync() soon after (one syncfs(2) for
+ * all of them).
+ */
+int state_save_nosync(const char *state_dir, const char *trigger,
+    const struct trigger_state *st, char **error_r);
+/* Makes every state file saved so far durable: syncfs(2) of state_dir's
+ * file system. Returns 0, or -1 with a malloc'd message in *error_r. */
+int state_sync(const char *state_dir, char **error_r);
 /* Frees the strings of st and zeroes it (st itself is not freed). */
 void trigger_state_clear(struct trigger_state *st);
 

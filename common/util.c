@@ -360,8 +360,8 @@ write_full(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int
-write_file_atomic(const char *path, const void *data, size_t len, int mode)
+static int
+write_file_replace(const char *path, const void *data, size_t len, int mode, bool sync)
 {
 	char *tmp, *dir, *slash;
 	int fd = -1, saved;
@@ -380,7 +380,7 @@ write_file_atomic(const char *path, const void *data, size_t len, int mode)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		goto fail;
-	if (write_full(fd, data, len) < 0 || fsync(fd) < 0)
+	if (write_full(fd, data, len) < 0 || (sync && fsync(fd) < 0))
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -389,7 +389,7 @@ write_file_atomic(const char *path, const void *data, size_t len, int mode)
 	fd = -1;
 	if (rename(tmp, path) < 0)
 		goto fail;
-	if (fsync_dir(dir) < 0)
+	if (sync && fsync_dir(dir) < 0)
 		goto fail;
 	free(tmp);
 	free(dir);
@@ -403,6 +403,18 @@ fail:
 	free(dir);
 	errno = saved;
 	return -1;
+}
+
+int
+write_file_atomic(const char *path, const void *data, size_t len, int mode)
+{
+	return write_file_replace(path, data, len, mode, true);
+}
+
+int
+write_file_atomic_nosync(const char *path, const void *data, size_t len, int mode)
+{
+	return write_file_replace(path, data, len, mode, false);
 }
 
 int

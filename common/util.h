@@ -80,6 +80,10 @@ int write_full(int fd, const void *data, size_t len);
 /* Writes data to path atomically and durably: path.tmp, fsync, rename,
  * fsync of the directory. Returns 0, or -1 with errno set. */
 int write_file_atomic(const char *path, const void *data, size_t len, int mode);
+/* The same without either fsync: atomic (a reader or a crash of the process
+ * sees the old or the new file) but durable only after a later fsync or
+ * syncfs(2) of the file system, which the caller owes. */
+int write_file_atomic_nosync(const char *path, const void *data, size_t len, int mode);
 /* fsync(2) of the directory at path. Returns 0 or -1 with errno. */
 int fsync_dir(const char *path);
 /* mkdir -p with the given mode. Returns 0 or -1 with errno. */

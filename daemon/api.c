@@ -498,3 +498,33 @@ api_same(const struct api *api, const struct cfg_api *cfg)
 		return false;
 	return api->token == NULL || strcmp(api->token, cfg->token) == 0;
 }
+
+void
+api_reload(struct api **apip, struct daemon *d, const struct cfg_api *cfg)
+{
+	struct api *api = *apip, *napi;
+
+	if (cfg == NULL) {
+		api_free(apip);
+		return;
+	}
+	if (api == NULL) {
+		*apip = api_new(d, cfg);
+		return;
+	}
+	if (api_same(api, cfg))
+		return;
+	if (strcmp(api->listen, cfg->listen) == 0) {
+		free(api->token);
+		api->token = cfg->token != NULL ? xstrdup(cfg->token) : NULL;
+		log_info("api: bearer token %s", api->token != NULL ? "changed" : "removed");
+		return;
+	}
+	napi = api_new(d, cfg);
+	if (napi == NULL) {
+		log_error("api: still listening on %s", api->listen);
+		return;
+	}
+	api_free(apip);
+	*apip = napi;
+}

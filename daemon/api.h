@@ -28,5 +28,11 @@ struct api *api_new(struct daemon *d, const struct cfg_api *cfg);
 void api_free(struct api **api);
 /* True when cfg is what api already serves. */
 bool api_same(const struct api *api, const struct cfg_api *cfg);
+/*
+ * Reload: makes *api serve cfg (NULL: no API). A new token applies at once;
+ * a new address is bound before the old one is let go, and when it cannot
+ * be bound the old one stays (logged), rather than no API at all.
+ */
+void api_reload(struct api **api, struct daemon *d, const struct cfg_api *cfg);
 
 #endif

@@ -53,6 +53,8 @@ struct daemon {
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *watchdog;
 	struct event *stop_timer;
+	struct event *state_sync_ev;    /* one syncfs for many baselines */
+	bool state_sync_due;
 	unsigned once_pending;          /* --once: triggers still polling */
 	time_t started;
 };
@@ -63,5 +65,10 @@ struct imap_pool *daemon_pool(struct daemon *d, const char *connection);
 void daemon_once_trigger_done(struct daemon *d, int exit_code);
 /* Starts the orderly shutdown (exit code code). */
 void daemon_stop(struct daemon *d, int code);
+/* A state file was saved with state_save_nosync(): make it durable within
+ * DAEMON_STATE_SYNC_MS, together with the others saved meanwhile. */
+void daemon_state_sync_later(struct daemon *d);
+
+#define DAEMON_STATE_SYNC_MS 50
 
 #endif

@@ -74,6 +74,37 @@ print_errors(struct config_errors *errs)
 	config_errors_free(errs);
 }
 
+/*
+ * Events a poll synced to the outbox while the daemon died before it saved
+ * the trigger's state: the next poll fetches and writes them again, so
+ * they go now, before delivery starts, or they would be sent twice.
+ */
+static void
+prune_unsaved_events(struct daemon *d)
+{
+	struct trigger_state st;
+	char *err = NULL;
+	size_t i, n;
+
+	for (i = 0; i < d->config->ntriggers; i++) {
+		const char *name = d->config->triggers[i].name;
+
+		if (state_load(d->config->state_dir, name, &st, &err) < 0) {
+			free(err);      /* the trigger reports it at its poll */
+			err = NULL;
+			continue;
+		}
+		if (st.exists) {
+			n = outbox_drop_after(d->outbox, name, OUTBOX_KEY(st.epoch, st.last_uid));
+			if (n > 0)
+				log_info("trigger %s: %zu event%s queued after its last saved "
+				    "state dropped; they are fetched again", name, n,
+				    n == 1 ? " was" : "s were");
+		}
+		trigger_state_clear(&st);
+	}
+}
+
 /* pools */
 
 static int
@@ -130,6 +161,7 @@ daemon_reload(struct daemon *d)
 	struct config *ncfg = NULL;
 	struct pool_slot *npools, *old_pools = d->pools;
 	struct trigger **ntrig;
+	size_t *from;
 	size_t i, j, n_old_pools = d->npools, kept = 0, started = 0, stopped = 0;
 
 	log_info("reloading %s", d->config_path);
@@ -146,28 +178,43 @@ daemon_reload(struct daemon *d)
 		config_free(&ncfg);
 		return;
 	}
-	/* new contexts for new pools: a ca_file may have new content */
+	/* new contexts for new pools: a ca_file may have new content (pools
+	 * kept hold references to their own) */
 	imap_tls_cache_free(&d->tls);
 	d->tls = imap_tls_cache_new();
-	/* pools: keep those whose settings did not change */
+	/* pools: keep those whose settings did not change, build the others;
+	 * one that cannot be built refuses the whole reload */
 	npools = xcalloc(ncfg->nconnections, sizeof(*npools));
+	from = xcalloc(ncfg->nconnections, sizeof(*from));
 	for (i = 0; i < ncfg->nconnections; i++) {
 		const struct cfg_connection *c = &ncfg->connections[i];
 
+		from[i] = SIZE_MAX;
 		for (j = 0; j < n_old_pools; j++) {
-			if (old_pools[j].name != NULL && strcmp(old_pools[j].name, c->name) == 0 &&
+			if (strcmp(old_pools[j].name, c->name) == 0 &&
 			    config_connection_same(old_pools[j].cfg, c)) {
-				npools[i] = old_pools[j];
-				old_pools[j].name = NULL;       /* moved */
+				from[i] = j;
 				break;
 			}
 		}
-		if (j == n_old_pools && pool_slot_init(d, &npools[i], c) < 0) {
-			/* keep the slot empty: triggers of it fail visibly */
-			npools[i].name = xstrdup(c->name);
-			npools[i].cfg = config_connection_dup(c);
+		if (from[i] == SIZE_MAX && pool_slot_init(d, &npools[i], c) < 0) {
+			while (i-- > 0)
+				if (from[i] == SIZE_MAX)
+					pool_slot_clear(&npools[i]);
+			free(npools);
+			free(from);
+			config_free(&ncfg);
+			log_error("reload refused: the configuration in force stays");
+			return;
 		}
 	}
+	for (i = 0; i < ncfg->nconnections; i++) {
+		if (from[i] != SIZE_MAX) {
+			npools[i] = old_pools[from[i]];
+			old_pools[from[i]].name = NULL;         /* moved */
+		}
+	}
+	free(from);
 	d->pools = npools;
 	d->npools = ncfg->nconnections;
 	/* triggers: keep unchanged ones with their state and timers */
@@ -212,11 +259,7 @@ daemon_reload(struct daemon *d)
 	}
 	d->push = push_new(d);
 	webhook_sender_set_config(d->sender, ncfg);
-	if (ncfg->api == NULL || d->api == NULL || !api_same(d->api, ncfg->api)) {
-		api_free(&d->api);
-		if (ncfg->api != NULL)
-			d->api = api_new(d, ncfg->api);
-	}
+	api_reload(&d->api, d, ncfg->api);
 	log_info("reloaded: %zu trigger%s kept, %zu started, %zu stopped", kept,
 	    kept == 1 ? "" : "s", started, stopped);
 }
@@ -239,6 +282,35 @@ stop_timeout_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *ar
 	log_warn("webhook requests still in flight after %d s; they will be retried "
 	    "after the restart", STOP_DRAIN_SECONDS);
 	event_base_loopexit(d->base, NULL);
+}
+
+static void
+state_sync_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	struct daemon *d = arg;
+	char *err = NULL;
+
+	if (!d->state_sync_due)
+		return;
+	d->state_sync_due = false;
+	if (state_sync(d->config->state_dir, &err) < 0) {
+		log_error("%s: the first state of triggers started just now may not "
+		    "survive a power cut", err);
+		free(err);
+	}
+}
+
+void
+daemon_state_sync_later(struct daemon *d)
+{
+	struct timeval tv = { 0, DAEMON_STATE_SYNC_MS * 1000 };
+
+	if (d->state_sync_due)
+		return;
+	d->state_sync_due = true;
+	if (d->state_sync_ev == NULL)
+		d->state_sync_ev = evtimer_new(d->base, state_sync_cb, d);
+	evtimer_add(d->state_sync_ev, &tv);
 }
 
 void
@@ -326,6 +398,9 @@ daemon_free(struct daemon *d)
 {
 	size_t i;
 
+	state_sync_cb(-1, 0, d);        /* what is still due */
+	if (d->state_sync_ev != NULL)
+		event_free(d->state_sync_ev);
 	push_free(&d->push);
 	for (i = 0; i < d->ntriggers; i++)
 		trigger_free(&d->triggers[i]);
@@ -434,6 +509,7 @@ main(int argc, char **argv)
 		ret = EX_CANTCREAT_;
 		goto out;
 	}
+	prune_unsaved_events(&d);
 	d.sender = webhook_sender_new(d.base, d.outbox, d.config);
 	if (d.sender == NULL) {
 		ret = EX_OSERR_;

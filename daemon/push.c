@@ -370,6 +370,8 @@ watcher_lost(struct watcher *w, const char *why)
 	log_warn("push %s%s%s: %s (reconnecting in %.1f s; polling meanwhile)",
 	    w->acct->connection, w->mailbox != NULL ? " " : "",
 	    w->mailbox != NULL ? w->mailbox : "", why, (double)ms / 1000.0);
+	/* /healthz and /metrics tell the truth meanwhile */
+	acct_triggers(w->acct, w->mailbox, "poll", false);
 	watcher_release(w);
 	w->state = W_BACKOFF;
 	watcher_arm(w, ms);
@@ -406,9 +408,12 @@ watcher_state(struct watcher *w, enum watcher_state next)
 		break;
 	case W_WATCHING:
 		watcher_arm(w, (uint64_t)cfg->idle_restart * 1000u);
-		if (w->failures > 0)
+		if (w->failures > 0) {
 			log_info("push %s%s%s: watching again", a->connection,
 			    w->mailbox != NULL ? " " : "", w->mailbox != NULL ? w->mailbox : "");
+			acct_triggers(a, w->mailbox, a->method == PUSH_IDLE ? "idle" : "notify",
+			    false);
+		}
 		w->failures = 0;
 		if (w->fresh) {
 			/* mail may have come while we were away or setting up */

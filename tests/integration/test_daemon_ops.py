@@ -15,6 +15,7 @@
 """
 
 import re
+import socket
 import secrets
 import unittest
 
@@ -216,6 +217,59 @@ class TestReload(OpsTestCase):
         for name in ("keep", "new", "changed"):
             uids = [e["uid"] for e in rx.events(ok_only=True) if e["trigger"] == name]
             self.assertEqual(uids, sorted(uids), name)
+
+
+    def test_reload_refuses_what_the_daemon_cannot_use(self):
+        # a ca_file without a certificate: --check-config says so at its
+        # line (not "ok" while the start would fail), a reload is refused
+        # and the daemon goes on (it once kept a connection without a pool
+        # and crashed at the next /healthz)
+        cfg = self.make_config()
+        rx = self.receiver()
+        self.add_hook(cfg, "hook", rx)
+        cfg.add_trigger("t", "main", "INBOX", ["hook"], interval=1)
+        d = self.run_daemon(cfg)
+        d.wait_for_log(r"trigger t: watching INBOX")
+        uv = self.uidvalidity()
+        empty = cfg.dir / "empty.pem"
+        empty.write_text("")
+        good_ca = cfg.connection("main").get("ca_file")
+        cfg.connection("main")["ca_file"] = str(empty)
+        cfg.write()
+        result = harness.Daemon.check_config(cfg)
+        self.assertExit(result, 78)
+        self.assertRegex(result.stderr, r"%s:%d: .*ca_file.*no certificate" % (
+            re.escape(str(cfg.path)), cfg.line_of("empty.pem")))
+        mark = d.mark()
+        d.hup()
+        d.wait_for_log(r"reload refused: the configuration in force stays", since=mark)
+        status, _ = self.api.healthz()
+        self.assertEqual(status, 200)
+        [u1] = self.append(1)
+        rx.wait_for_ids(self.event_ids("t", uv, [u1]))
+
+        # an API address that cannot be bound: the old one keeps serving
+        if good_ca is None:
+            cfg.connection("main").pop("ca_file")
+        else:
+            cfg.connection("main")["ca_file"] = good_ca
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        cfg.api["listen"] = "127.0.0.1:%d" % taken.getsockname()[1]
+        cfg.write()
+        mark = d.mark()
+        d.hup()
+        d.wait_for_log(r"reloaded: 1 trigger kept", since=mark)
+        self.assertRegex("".join(d.lines[mark:]), r"api: still listening on 127\.0\.0\.1:%d"
+                         % self.api.port)
+        status, _ = self.api.healthz()
+        self.assertEqual(status, 200)
+        [u2] = self.append(1)
+        rx.wait_for_ids(self.event_ids("t", uv, [u1, u2]))
+        self.assertTrue(d.running)
+        d.term()
 
 
 class TestReloadMidPoll(OpsTestCase):

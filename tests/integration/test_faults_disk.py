@@ -109,16 +109,11 @@ class DiskFullTest(harness.DaemonTestCase):
         except AssertionError as e:
             raise AssertionError("%s; last answer %r\n%s" % (e, last, daemon.log if daemon else ""))
 
-    @hostile.known_bug("silent-put-failure")
     def test_filled_by_a_file_then_freed(self):
-        # BUG (silent put failure): when every outbox_put() of a poll fails
-        # (ENOSPC), batch_count stays 0 and trig_fetch_done() skips
-        # trig_commit(), the only place that looks at put_error: the poll
-        # counts as a success (nothing logged, /healthz 200, lastError
-        # null) and checked_uidnext is set, so the messages are not fetched
-        # again until new mail changes UIDNEXT; with no new mail they are
-        # never delivered, even after the space is freed. (The stale
-        # put_error then fails the next poll that does queue something.)
+        # Every outbox_put() of a poll fails (ENOSPC): the poll must fail
+        # loudly (logged, /healthz 503, lastError) and fetch the same UIDs
+        # again, not count as a success that skips them until new mail
+        # changes UIDNEXT; once the space is freed they are delivered.
         cfg = self.config()
         rx = self.receiver()
         self.add_hook(cfg, "hook", rx)
@@ -205,13 +200,11 @@ class DiskFullTest(harness.DaemonTestCase):
         self.assertIn(len(files), (queued, queued + 1))
         self.assertTrue(d.running)
 
-    @hostile.known_bug("silent-put-failure")
     def test_filled_by_the_outbox_then_the_webhook_comes_back(self):
-        # BUG (silent put failure), as above: once the disk is full, a poll
-        # whose only put fails "succeeds" and the trigger stops looking at
-        # those UIDs; when the webhook comes back and deliveries free the
-        # space, the messages that did not fit are never delivered (nor
-        # reported: /healthz 200).
+        # As above once the outbox itself filled the disk: the polls whose
+        # puts fail are reported and retried, and when the webhook comes
+        # back and deliveries free the space, the mail that did not fit is
+        # delivered too.
         cfg, d, rx, w, queued = self.fill_with_outbox()
         # not a byte left: the next puts fail whatever the sizes
         filler = self.fs.fill(leave=0)
@@ -234,16 +227,12 @@ class DiskFullTest(harness.DaemonTestCase):
         for e in rx.events():
             self.assertIn("line 1999 of a long message body", e["content"]["text"])
 
-    @hostile.known_bug("all-or-nothing-window")
     def test_one_poll_bigger_than_the_disk(self):
-        # BUG (all-or-nothing batch): a poll whose events do not all fit
-        # queues none of them: trig_commit() gives up the whole window on
-        # the first failed put. With more new mail than the free space can
-        # hold at once (here 10 events of ~64 KiB on 512 KiB), the trigger
-        # retries the same window for ever, even with the webhook up and the
-        # outbox empty. Expected: the events that fit are synced and
-        # committed (state advances to the last of them), delivered, which
-        # frees the space for the rest.
+        # More new mail than the free space holds at once (10 events of
+        # ~64 KiB on 512 KiB): the events that fit are synced and committed
+        # (outbox_put keeps OUTBOX_RESERVE free so that the trigger's state
+        # can still be written after them), delivered, which frees the
+        # space for the rest; not the whole window retried for ever.
         cfg = self.config()
         rx = self.receiver()
         self.add_hook(cfg, "hook", rx)
@@ -254,10 +243,14 @@ class DiskFullTest(harness.DaemonTestCase):
         w = self.watch(cfg, rx, uv)
         uids = self.append(10, body=self.BODY)
         w.appended.extend(uids)
+        ids = self.event_ids("t", uv, uids)
         try:
-            rx.wait_for_ids(self.event_ids("t", uv, uids[:1]), timeout=15)
+            # every one of them, in order: each poll queues what fits
+            rx.wait_for_ids(ids, timeout=60)
         except AssertionError as e:
             raise AssertionError("%s\n%s" % (e, "".join(d.log.splitlines(True)[-5:])))
         finally:
             w.stop()
             self.assertEqual(w.violations, [])
+        self.assertDeliveredExactly(rx, ids)
+        self.assertRegex(d.log, r"kept for state files")     # the reserve was hit

@@ -173,8 +173,18 @@ class PushTest(unittest.TestCase):
         self.start(full, ["INBOX", "Other"])
         harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "notify"},
                            timeout=10, what="NOTIFY in force")
-        self.server.restart()
-        self.daemon.wait_for_log(r"push main.*watching again", timeout=30)
+        mark = self.daemon.mark()
+        self.server.stop()
+        try:
+            self.daemon.wait_for_log(r"push main.*polling meanwhile", since=mark, timeout=30)
+            # while the watcher is away, /healthz says the triggers poll
+            harness.wait_until(lambda: self.push_of() == {"t0": "poll", "t1": "poll"},
+                               timeout=10, what="poll while the watcher is away")
+        finally:
+            self.server.start()
+        self.daemon.wait_for_log(r"push main.*watching again", since=mark, timeout=30)
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "notify"},
+                           timeout=10, what="NOTIFY in force again")
         self.append("INBOX", "after restart")
         self.rx.wait_for(1, timeout=15)
         self.assertEqual(self.subjects(), ["after restart"])

@@ -582,18 +582,18 @@ START_TEST(test_huge_line)
 	struct imap_parser *p = imap_parser_new(NULL);
 	size_t used, peak;
 
-	/* A 1 GiB line: refused at 1 MiB, memory stays near 1 MiB. */
+	/* A 1 GiB line: refused at the line limit, memory stays near it. */
 	used = feed_until_error(p, "* SEARCH ", '7', (size_t)1024 * MIB, &peak);
 	ck_assert_str_eq(imap_parser_error(p), "line too long");
-	ck_assert_uint_eq(used, 1 * MIB);
-	ck_assert_uint_le(peak, 1 * MIB + 64 * 1024);
+	ck_assert_uint_eq(used, imap_parser_default_limits.max_line);
+	ck_assert_uint_le(peak, imap_parser_default_limits.max_line + 64 * 1024);
 
 	/* Status text is limited the same way. */
 	imap_parser_reset(p);
 	ck_assert_ptr_null(imap_parser_error(p));
 	used = feed_until_error(p, "A1 OK ", 'x', (size_t)1024 * MIB, &peak);
 	ck_assert_str_eq(imap_parser_error(p), "line too long");
-	ck_assert_uint_le(peak, 1 * MIB + 64 * 1024);
+	ck_assert_uint_le(peak, imap_parser_default_limits.max_line + 64 * 1024);
 
 	/* With limits that are not powers of two, buffers grow to the limit,
 	 * not to the next doubling. */
@@ -726,30 +726,31 @@ START_TEST(test_too_many_args)
 {
 	struct imap_parser *p = imap_parser_new(NULL);
 	const struct imap_resp *resp;
-	size_t consumed, n;
+	size_t consumed, n, max = imap_parser_default_limits.max_args;
 	struct str in;
 
-	/* 200,000 arguments pass; one more fails. */
+	/* max_args arguments pass; one more fails. */
 	str_init(&in);
 	str_append(&in, "* SEARCH");
-	for (n = 0; n < 200000; n++)
+	for (n = 0; n < max; n++)
 		str_append(&in, " 1");
 	str_append(&in, "\r\n");
 	ck_assert_int_eq(imap_parser_feed(p, in.data, in.len, &consumed, &resp), 1);
-	ck_assert_uint_eq(resp->argc, 200000);
-	ck_assert_str_eq(resp->args[199999].v.str, "1");
+	ck_assert_uint_eq(resp->argc, max);
+	ck_assert_str_eq(resp->args[max - 1].v.str, "1");
 
 	in.len -= 2;
 	str_append(&in, " 1\r\n");
 	ck_assert_int_eq(imap_parser_feed(p, in.data, in.len, &consumed, &resp), -1);
 	ck_assert_str_eq(imap_parser_error(p), "too many arguments");
-	ck_assert_uint_lt(imap_parser_memory(p), 16 * MIB);
+	ck_assert_uint_lt(imap_parser_memory(p), imap_parser_default_limits.max_line +
+	    (size_t)max * 2 * sizeof(struct imap_arg));
 
-	/* Nested arguments count too: (1 1 ...) is 1 + 200,000. */
+	/* Nested arguments count too: (1 1 ...) is 1 + max_args. */
 	imap_parser_reset(p);
 	str_reset(&in);
 	str_append(&in, "* X (");
-	for (n = 0; n < 200000; n++)
+	for (n = 0; n < max; n++)
 		str_append(&in, "1 ");
 	str_append(&in, ")\r\n");
 	ck_assert_int_eq(imap_parser_feed(p, in.data, in.len, &consumed, &resp), -1);

@@ -465,6 +465,51 @@ START_TEST(test_queue_dir_recreated)
 }
 END_TEST
 
+/* A window synced but whose trigger state was never written: dropped at
+ * start for that trigger only, every webhook; other triggers untouched. */
+START_TEST(test_drop_after)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	put(ob, "crm", "t", 1, 3);
+	put(ob, "crm", "t", 1, 7);
+	put(ob, "crm", "t", 2, 0);      /* a mailbox.reset of epoch 2 */
+	put(ob, "crm", "t", 2, 5);
+	put(ob, "ops", "t", 1, 7);
+	put(ob, "ops", "t", 1, 8);
+	put(ob, "crm", "u", 1, 9);
+	sync_commit(ob);
+	outbox_free(&ob);
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_drop_after(ob, "t", OUTBOX_KEY(1, 7)), 3);
+	ck_assert_uint_eq(outbox_drop_after(ob, "t", OUTBOX_KEY(1, 7)), 0);
+	ck_assert_uint_eq(outbox_drop_after(ob, "nope", 0), 0);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "t"), 2);
+	ck_assert_uint_eq(outbox_depth(ob, "ops", "t"), 1);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "u"), 1);
+	ck_assert(!exists("outbox/crm/t/00000002-0000000000.json"));
+	ck_assert(!exists("outbox/ops/t/00000001-0000000008.json"));
+	ck_assert(exists("outbox/ops/t/00000001-0000000007.json"));
+	q = find_queue(ob, "crm", "t");
+	pop_expect(q, 1, 3);
+	pop_expect(q, 1, 7);
+	ck_assert_uint_eq(outbox_queue_depth(q), 0);
+	outbox_free(&ob);
+
+	/* what was dropped stays dropped */
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 2);
+	outbox_free(&ob);
+}
+END_TEST
+
 static Suite *
 outbox_suite(void)
 {
@@ -480,6 +525,7 @@ outbox_suite(void)
 	tcase_add_test(tc, test_reopen_after_crash);
 	tcase_add_test(tc, test_bury);
 	tcase_add_test(tc, test_put_fails_cleanly);
+	tcase_add_test(tc, test_drop_after);
 	tcase_add_test(tc, test_queue_dir_recreated);
 	suite_add_tcase(s, tc);
 	return s;

@@ -123,6 +123,46 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* A baseline saved without fsync reads back like any other, replaces the
+ * old file atomically (no .tmp left), and state_sync makes it durable. */
+START_TEST(test_nosync_then_sync)
+{
+	struct trigger_state st = { 0 }, got;
+	char *error = NULL, *path, *missing;
+
+	/* nothing saved yet: no triggers directory to sync */
+	ck_assert_int_eq(state_sync(tmpdir, &error), -1);
+	ck_assert_ptr_nonnull(strstr(error, "/triggers"));
+	free(error);
+	error = NULL;
+
+	st.uidvalidity = 7;
+	st.last_uid = 100;
+	st.epoch = 1;
+	st.mailbox = xstrdup("INBOX");
+	ck_assert_int_eq(state_save_nosync(tmpdir, "t", &st, &error), 0);
+	st.last_uid = 101;
+	ck_assert_int_eq(state_save_nosync(tmpdir, "t", &st, &error), 0);
+	ck_assert_int_eq(state_sync(tmpdir, &error), 0);
+	ck_assert_int_eq(state_load(tmpdir, "t", &got, &error), 0);
+	ck_assert(got.exists);
+	ck_assert_uint_eq(got.last_uid, 101);
+	ck_assert_str_eq(got.mailbox, "INBOX");
+	trigger_state_clear(&got);
+	path = xasprintf("%s/triggers", tmpdir);
+	ck_assert_int_eq(count_prefix(path, "t.json.tmp", NULL), 0);
+	free(path);
+	/* bad names are refused as by state_save */
+	ck_assert_int_eq(state_save_nosync(tmpdir, "../x", &st, &error), -1);
+	free(error);
+	trigger_state_clear(&st);
+	missing = xasprintf("%s/nope", tmpdir);
+	ck_assert_int_eq(state_sync(missing, &error), -1);
+	free(error);
+	free(missing);
+}
+END_TEST
+
 START_TEST(test_missing)
 {
 	struct trigger_state got;
@@ -299,6 +339,7 @@ state_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_missing);
+	tcase_add_test(tc, test_nosync_then_sync);
 	tcase_add_test(tc, test_corrupt);
 	tcase_add_test(tc, test_directory_in_the_way);
 	tcase_add_test(tc, test_epoch_optional_and_bad_names);
