@@ -1003,12 +1003,13 @@ class Bench:
             tools[kind] = (path, self.start(kind, "latency-%s-%s-%d" % (kind, mode, rep), acct,
                                             path, interval=1 if mode == "poll" else 60, mode=mode))
         if mode == "idle" and "imaphook" in TOOLS:
-            # with a connection per mailbox to spare, imaphook idles on each
-            # (IDLE) instead of one NOTIFY connection for all
+            # with a connection per mailbox to spare and one more, imaphook
+            # idles on each (IDLE), NOTIFY beside them, instead of one NOTIFY
+            # connection for all
             path = "/imaphook-conns/latency-idle/%d" % rep
             tools["imaphook-conns"] = (path, self.start(
                 "imaphook", "latency-imaphook-conns-%d" % rep, acct, path, interval=60,
-                mode=mode, max_connections=LAT_MAILBOXES + 1))
+                mode=mode, max_connections=LAT_MAILBOXES + 2))
         for kind, (path, tool) in tools.items():
             want_watch = LAT_MAILBOXES if mode == "idle" else 0
             wait_for(lambda: (tool.check_alive(), tool.counters()["first"] >= LAT_MAILBOXES and
@@ -1481,7 +1482,7 @@ def report(res):
                 ("imaphook-idle", "imaphook", "mode = \"idle\", max_connections = %d: NOTIFY "
                  "on Dovecot (one connection for all)" % MAX_CONNECTIONS),
                 ("imaphook-conns-idle", "imaphook", "mode = \"idle\", max_connections = %d: "
-                 "IDLE per mailbox" % (LAT_MAILBOXES + 1))]
+                 "IDLE per mailbox, NOTIFY beside" % (LAT_MAILBOXES + 2))]
         for key, who, mode in rows:
             if key not in sc["latency"]:
                 continue

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
@@ -22,13 +23,23 @@ tls_errstr(char *buf, size_t size)
 		ERR_error_string_n(last, buf, size);
 }
 
+/* Debian's whole CA bundle is ~0.2 MiB */
+#define IMAP_TLS_CA_FILE_MAX (16u * 1024 * 1024)
+
 int
 imap_tls_ca_file_check(const char *path, char **error_r)
 {
 	X509_STORE *store;
+	struct stat st;
 	char ebuf[256];
 	int ret = 0;
 
+	/* a FIFO or /dev/zero would be read for ever */
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > IMAP_TLS_CA_FILE_MAX) {
+		*error_r = xasprintf("not a regular file of at most %u MiB",
+		    IMAP_TLS_CA_FILE_MAX >> 20);
+		return -1;
+	}
 	ERR_clear_error();
 	store = X509_STORE_new();
 	if (store == NULL || !X509_STORE_load_file(store, path)) {

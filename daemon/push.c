@@ -39,6 +39,8 @@ struct watcher {
 	struct push_account *acct;
 	enum watcher_state state;
 	char *mailbox;                  /* IDLE: the mailbox; NULL with NOTIFY */
+	bool notify;                    /* NOTIFY, not IDLE */
+	bool side;                      /* NOTIFY beside IDLE watchers (below) */
 	struct imap_pool *pool;
 	struct imap_lease *lease;
 	struct imap_conn *conn;
@@ -218,13 +220,13 @@ watcher_cmd_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *re
 		/* IDLE ended (or NOOP answered): watch on. IDLE selects its
 		 * mailbox again: it may have been deleted and created anew,
 		 * and the old selection would never hear of new mail. */
-		if (w->acct->method == PUSH_IDLE) {
+		if (!w->notify) {
 			watcher_send_examine(w);
 			watcher_state(w, W_SETUP);
 		} else {
 			watcher_state(w, W_WATCHING);
 		}
-	} else if (w->state == W_SETUP && w->acct->method == PUSH_NOTIFY) {
+	} else if (w->state == W_SETUP && w->notify) {
 		watcher_state(w, W_WATCHING);   /* NOTIFY SET accepted */
 	}
 }
@@ -279,16 +281,23 @@ acct_probed(struct push_account *a, struct watcher *w)
 {
 	const struct cfg_connection *cfg = acct_cfg(a);
 	size_t i, n;
+	bool hybrid;
 
 	/*
 	 * IDLE when every mailbox gets a connection of its own: it is the
 	 * quicker of the two on Dovecot, whose NOTIFY can fall seconds behind
-	 * under steady mail (measured: bench/README.md). NOTIFY when there are
-	 * more mailboxes than connections to spare: one watches them all.
+	 * under steady mail (measured: bench/README.md). But an IDLE on a
+	 * mailbox that is deleted and created anew hears nothing of the new
+	 * one (Dovecot, Courier): where the server has NOTIFY, one more
+	 * connection runs it beside them (hybrid) and wakes what IDLE cannot.
+	 * NOTIFY alone when there are more mailboxes than connections to
+	 * spare: one watches them all.
 	 */
-	if (imap_conn_has_cap(w->conn, "NOTIFY") &&
-	    !(imap_conn_has_cap(w->conn, "IDLE") && a->nmailboxes <= a->budget)) {
+	hybrid = imap_conn_has_cap(w->conn, "NOTIFY") && imap_conn_has_cap(w->conn, "IDLE") &&
+	    a->nmailboxes + 1 <= a->budget;
+	if (imap_conn_has_cap(w->conn, "NOTIFY") && !hybrid) {
 		a->method = PUSH_NOTIFY;
+		w->notify = true;
 		log_info("push %s: NOTIFY watches %zu mailbox%s on one connection",
 		    a->connection, a->nmailboxes, a->nmailboxes == 1 ? "" : "es");
 		acct_triggers(a, NULL, "notify", false);
@@ -309,7 +318,14 @@ acct_probed(struct push_account *a, struct watcher *w)
 		acct_triggers(a, a->mailboxes[i], "idle", false);
 		watcher_state(watcher_new(a, a->mailboxes[i]), W_LEASE);
 	}
-	log_info("push %s: IDLE on %zu connection%s", a->connection, n, n == 1 ? "" : "s");
+	if (hybrid) {
+		struct watcher *side = watcher_new(a, NULL);
+
+		side->notify = side->side = true;
+		watcher_state(side, W_LEASE);
+	}
+	log_info("push %s: IDLE on %zu connection%s%s", a->connection, n, n == 1 ? "" : "s",
+	    hybrid ? ", NOTIFY on one more for mailboxes deleted and created anew" : "");
 	for (; i < a->nmailboxes; i++)
 		log_warn("push %s: no connection left for IDLE on %s (max_connections = %u "
 		    "keeps one for polls and API calls): it polls every interval",
@@ -340,7 +356,7 @@ watcher_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg
 		return;
 	}
 	w->fresh = true;
-	if (a->method == PUSH_NOTIFY)
+	if (w->notify)
 		watcher_send_notify(w);
 	else
 		watcher_send_examine(w);
@@ -371,7 +387,8 @@ watcher_lost(struct watcher *w, const char *why)
 	    w->acct->connection, w->mailbox != NULL ? " " : "",
 	    w->mailbox != NULL ? w->mailbox : "", why, (double)ms / 1000.0);
 	/* /healthz and /metrics tell the truth meanwhile */
-	acct_triggers(w->acct, w->mailbox, "poll", false);
+	if (!w->side)
+		acct_triggers(w->acct, w->mailbox, "poll", false);
 	watcher_release(w);
 	w->state = W_BACKOFF;
 	watcher_arm(w, ms);
@@ -400,7 +417,7 @@ watcher_state(struct watcher *w, enum watcher_state next)
 		break;
 	case W_SETUP:
 		/* IDLE (after EXAMINE); NOTIFY SET was sent by the lease */
-		if (a->method == PUSH_IDLE) {
+		if (!w->notify) {
 			w->pending++;
 			imap_conn_idle(w->conn, watcher_cmd_done, watcher_untagged,
 			    watcher_idling, w);
@@ -411,8 +428,8 @@ watcher_state(struct watcher *w, enum watcher_state next)
 		if (w->failures > 0) {
 			log_info("push %s%s%s: watching again", a->connection,
 			    w->mailbox != NULL ? " " : "", w->mailbox != NULL ? w->mailbox : "");
-			acct_triggers(a, w->mailbox, a->method == PUSH_IDLE ? "idle" : "notify",
-			    false);
+			if (!w->side)
+				acct_triggers(a, w->mailbox, w->notify ? "notify" : "idle", false);
 		}
 		w->failures = 0;
 		if (w->fresh) {
@@ -422,7 +439,7 @@ watcher_state(struct watcher *w, enum watcher_state next)
 		}
 		break;
 	case W_RESTART:
-		if (a->method == PUSH_IDLE) {
+		if (!w->notify) {
 			imap_conn_idle_done(w->conn);
 		} else {
 			cmd = imap_cmd_new(w->conn);

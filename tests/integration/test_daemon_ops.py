@@ -14,10 +14,17 @@
 - stopping or reloading while a pooled connection is being opened.
 """
 
+import os
 import re
-import socket
 import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
 import unittest
+
+from pathlib import Path
 
 from . import harness
 
@@ -416,6 +423,60 @@ class TestCommandLine(OpsTestCase):
             self.assertRegex(result.stderr, r"(?i)usage|option|needs")
         self.assertExit(harness.Daemon.run(None, "--version"), 0)
         self.assertExit(harness.Daemon.run(None, "--help"), 0)
+
+
+class TestSupervision(OpsTestCase):
+    """What systemd and a terminal see: sd_notify datagrams, SIGINT."""
+
+    def test_sd_notify_ready_and_stopping(self):
+        sock_path = Path(tempfile.mkdtemp(prefix="imaphook-notify-")) / "notify"
+        self.addCleanup(shutil.rmtree, sock_path.parent, True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(str(sock_path))
+        sock.settimeout(0.2)
+        cfg = self.make_config()
+        rx = self.receiver()
+        self.add_hook(cfg, "hook", rx)
+        cfg.add_trigger("t", "main", "INBOX", ["hook"], interval=1)
+        # WATCHDOG_USEC as systemd sets it for WatchdogSec=2s: a ping every 1 s
+        d = self.run_daemon(cfg, env={"NOTIFY_SOCKET": str(sock_path),
+                                      "WATCHDOG_USEC": "2000000"})
+        got = []
+
+        def received(what):
+            def check():
+                try:
+                    got.append(sock.recv(4096).decode())
+                except socket.timeout:
+                    pass
+                return any(what in m.split("\n") for m in got)
+            return check
+        harness.wait_until(received("READY=1"), timeout=10, what="READY=1")
+        harness.wait_until(received("WATCHDOG=1"), timeout=10, what="WATCHDOG=1")
+        d.signal(signal.SIGINT)                 # Ctrl-C: a clean stop, like SIGTERM
+        harness.wait_until(received("STOPPING=1"), timeout=10, what="STOPPING=1")
+        self.assertEqual(d.wait(10), 0)
+        ready = next(i for i, m in enumerate(got) if "READY=1" in m.split("\n"))
+        stopping = next(i for i, m in enumerate(got) if "STOPPING=1" in m.split("\n"))
+        self.assertLess(ready, stopping, got)
+
+
+class TestDemo(unittest.TestCase):
+    """`make demo` runs tests/fixtures/demo.sh: its own Dovecot, receiver and
+    imaphookd, one appended message whose signed event must arrive."""
+
+    def test_demo_delivers_a_signed_event(self):
+        if os.geteuid() != 0:
+            self.skipTest("the demo's Dovecot needs root")
+        result = subprocess.run(
+            ["bash", str(harness.TOP / "tests/fixtures/demo.sh")], stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=180,
+            env=harness.project_env({"DEMO_ONCE": 1, "IMAPHOOK_BUILD": harness.BUILD}))
+        out = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 0, out)
+        self.assertRegex(out, r"event demo-inbox:\d+:1 signature=ok")
+        self.assertIn("Grüße aus München", out)    # the subject, RFC 2047 decoded
 
 
 class TestPoolShutdown(OpsTestCase):

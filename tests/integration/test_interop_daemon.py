@@ -10,7 +10,8 @@
 - a UIDVALIDITY change (the mailbox deleted and created again) with --once
   and while the daemon runs: one mailbox.reset, then start_from (Courier
   keeps serving a selected, re-created mailbox under its old UIDVALIDITY);
-- mode = "idle": NOTIFY on Dovecot, IDLE on Cyrus and Courier; new mail is
+- mode = "idle": on Dovecot IDLE with NOTIFY beside it when the connections
+  allow, NOTIFY alone otherwise; IDLE on Cyrus and Courier; new mail is
   delivered without waiting for the interval (an hour), also after the
   watched mailbox was re-created;
 - fetch_content, with the attachment's partId fed to `imaphook download`.
@@ -312,9 +313,10 @@ class InteropPush(DaemonCase):
         for name in names:
             d.wait_for_log(r"trigger %s: watching " % name, timeout=20)
         # imaphook prefers one IDLE per mailbox when each can have its own
-        # connection (one stays free), NOTIFY only beyond that
+        # connection (one stays free), with NOTIFY on one more beside them
+        # where the server has it; NOTIFY alone beyond that
         method = self.server.push
-        if method == "notify" and len(set(mailboxes)) <= max_connections - 1:
+        if method == "notify" and len(set(mailboxes)) <= max_connections - 2:
             method = "idle"
         want = {n: method for n in names}
         harness.wait_until(lambda: self.push_of() == want, timeout=15,

@@ -257,6 +257,61 @@ class OAuth2Test(unittest.TestCase):
         self.assertEqual(cmd.runs, 1)
 
 
+    def start_daemon(self, cmd):
+        recv = harness.Receiver().start()
+        self.addCleanup(recv.stop)
+        cfg = harness.Config(self.dir)
+        keys = dovecot.connection(self.user, auth="xoauth2",
+                                  oauth2_token_command=[str(cmd.path)], max_connections=1)
+        keys.pop("password", None)
+        cfg.add_connection(**keys)
+        cfg.add_webhook("w", recv.url())
+        cfg.add_trigger("t", "main", "INBOX", ["w"], interval=1)
+        cfg.set(poll_backoff_max=1)
+        daemon = harness.Daemon(cfg.write())
+        self.addCleanup(daemon.stop)
+        daemon.start()
+        return cfg, daemon
+
+    def kick(self):
+        subprocess.run(["doveadm", "-c", str(dovecot.dir / "dovecot.conf"), "kick",
+                        self.user], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin"))
+
+    def test_daemon_fetches_a_token_about_to_expire_again(self):
+        # expires_in 61 s: within a minute of its end (the margin) a second
+        # later, so the next log-in runs the command again
+        first, second = self.token("short"), self.token("long")
+        cmd = TokenCommand(self.dir, [json.dumps({"access_token": first, "expires_in": 61}),
+                                      json.dumps({"access_token": second, "expires_in": 3600})])
+        cfg, daemon = self.start_daemon(cmd)
+        harness.wait_until(lambda: (cfg.state_dir / "triggers" / "t.json").exists(),
+                           timeout=15, what="first poll")
+        self.assertEqual(cmd.runs, 1)
+        time.sleep(1.5)
+        self.kick()
+        harness.wait_until(lambda: len(self.logins("XOAUTH2")) >= 2, timeout=15,
+                           what="a second login")
+        self.assertEqual(cmd.runs, 2)
+        self.assertIn(second, introspect.seen)
+        self.assertNotIn(first, daemon.log)
+        self.assertNotIn(second, daemon.log)
+
+    def test_daemon_with_a_refused_token(self):
+        # refused: fetched again once at once, refused again: the poll
+        # fails and the log says why, never with the token; the account
+        # backs off (1 s doubling up to 15 min) and the daemon goes on
+        bad = "refused-%s" % self.user
+        cmd = TokenCommand(self.dir, [bad])
+        cfg, daemon = self.start_daemon(cmd)
+        daemon.wait_for_log(r"trigger t: poll failed: .*authentication failed", timeout=20)
+        self.assertRegex(daemon.log, r"main: the server refused the OAuth2 token; fetching "
+                                     r"a new one")
+        self.assertGreaterEqual(cmd.runs, 2)
+        self.assertNotIn(bad, daemon.log)
+        self.assertTrue(daemon.running)
+
+
 class OAuthBearerTest(unittest.TestCase):
     """A server offering OAUTHBEARER and not XOAUTH2 (runs last: it
     reconfigures the shared fixture)."""

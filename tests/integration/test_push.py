@@ -108,14 +108,24 @@ class PushTest(unittest.TestCase):
                 if r.json.get("type") == "email.new"]
 
     def test_idle_preferred_when_each_mailbox_gets_a_connection(self):
-        # NOTIFY is there, but one mailbox fits the spare connection: IDLE,
-        # the quicker of the two on Dovecot
-        self.start(full, ["INBOX"])
+        # NOTIFY is there, but the mailbox fits a spare connection with one
+        # more to spare: IDLE, the quicker of the two on Dovecot, and NOTIFY
+        # beside it for what IDLE cannot see (a mailbox created anew)
+        self.start(full, ["INBOX"], max_connections=3)
         harness.wait_until(lambda: self.push_of() == {"t0": "idle"}, timeout=10,
                            what="IDLE in force")
+        self.daemon.wait_for_log(r"push main: IDLE on 1 connection, NOTIFY on one more",
+                                 timeout=5)
         self.append("INBOX", "idled")
         self.rx.wait_for(1, timeout=10)         # the interval is an hour
         self.assertEqual(self.subjects(), ["idled"])
+        self.assertLessEqual(len(self.daemon_logins()), 3)
+
+    def test_notify_when_no_connection_is_left_beside_idle(self):
+        # one spare connection: IDLE there would leave none for NOTIFY
+        self.start(full, ["INBOX"], max_connections=2)
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify"}, timeout=10,
+                           what="NOTIFY in force")
 
     def test_notify_delivers_without_waiting_for_the_interval(self):
         # two mailboxes, one spare connection: NOTIFY watches both
