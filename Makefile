@@ -278,9 +278,11 @@ VALGRIND := valgrind --tool=memcheck --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
             --error-exitcode=99 --num-callers=40 --gen-suppressions=all \
             --suppressions=$(CURDIR)/tests/valgrind.supp --log-file={log}.%p
-VALGRIND_TESTS ?= $(filter-out test_faults_kill,$(basename $(notdir $(sort \
-                  $(wildcard tests/integration/test_cli_*.py tests/integration/test_daemon_*.py \
-                             tests/integration/test_api.py tests/integration/test_faults_*.py)))))
+# Every integration module but the kill test (timing-bound, its figures come
+# from make check), the packaging checks (no daemon runs) and the interop
+# suites (make check-interop).
+VALGRIND_TESTS ?= $(filter-out test_faults_kill test_packaging test_interop_%,$(basename \
+                  $(notdir $(sort $(wildcard tests/integration/test_*.py)))))
 VALGRIND_TIME_FACTOR ?= 6
 
 .PHONY: check-valgrind deps-valgrind fuzz-ci

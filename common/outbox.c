@@ -57,6 +57,9 @@ struct outbox_queue {
 	size_t head;
 	size_t end;
 	size_t cap;
+	uint64_t *held;         /* kept back: see outbox_hold_after */
+	size_t nheld;
+	size_t held_cap;
 	bool dir_ready;         /* the directory exists (checked this run) */
 	bool dir_fresh;         /* created this run: parents need an fsync */
 };
@@ -309,6 +312,7 @@ queue_free(struct outbox_queue *q)
 	free(q->trigger);
 	free(q->dir);
 	free(q->keys);
+	free(q->held);
 	free(q);
 }
 
@@ -594,8 +598,24 @@ outbox_commit(struct outbox *ob)
 {
 	size_t i;
 
-	for (i = 0; i < ob->synced.count; i++)
-		queue_insert(ob->synced.v[i].q, ob->synced.v[i].key);
+	for (i = 0; i < ob->synced.count; i++) {
+		struct outbox_queue *q = ob->synced.v[i].q;
+		uint64_t key = ob->synced.v[i].key;
+		size_t k;
+
+		queue_insert(q, key);
+		/* held events up to this key go now, in key order with it: the
+		 * same key was written again (one entry), a smaller one was not
+		 * (its mail expunged meanwhile) but is owed before this one */
+		for (k = 0; k < q->nheld;) {
+			if (q->held[k] <= key) {
+				queue_insert(q, q->held[k]);
+				q->held[k] = q->held[--q->nheld];
+			} else {
+				k++;
+			}
+		}
+	}
 	ob->synced.count = 0;
 }
 
@@ -690,27 +710,44 @@ outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r)
 }
 
 size_t
-outbox_drop_after(struct outbox *ob, const char *trigger, uint64_t after)
+outbox_hold_after(struct outbox *ob, const char *trigger, uint64_t after)
 {
-	size_t i, dropped = 0;
-	char *err = NULL;
+	size_t i, held = 0;
 
 	for (i = 0; i < ob->nqueues; i++) {
 		struct outbox_queue *q = ob->queues[i];
 
 		if (strcmp(q->trigger, trigger) != 0)
 			continue;
-		/* keys are sorted: drop from the end */
+		/* keys are sorted: the ones above after are at the end */
 		while (q->end > q->head && q->keys[q->end - 1] > after) {
-			if (outbox_remove(q, q->keys[q->end - 1], &err) < 0) {
-				log_warn("%s", err);
-				free(err);
-				err = NULL;
+			if (q->nheld == q->held_cap) {
+				q->held_cap = q->held_cap == 0 ? 16 : q->held_cap * 2;
+				q->held = xreallocarray(q->held, q->held_cap, sizeof(*q->held));
 			}
-			dropped++;
+			q->held[q->nheld++] = q->keys[--q->end];
+			held++;
 		}
 	}
-	return dropped;
+	return held;
+}
+
+size_t
+outbox_release(struct outbox *ob, const char *trigger)
+{
+	size_t i, k, released = 0;
+
+	for (i = 0; i < ob->nqueues; i++) {
+		struct outbox_queue *q = ob->queues[i];
+
+		if (q->nheld == 0 || strcmp(q->trigger, trigger) != 0)
+			continue;
+		for (k = 0; k < q->nheld; k++)
+			queue_insert(q, q->held[k]);
+		released += q->nheld;
+		q->nheld = 0;
+	}
+	return released;
 }
 
 /* One printable line of at most OUTBOX_REASON_MAX bytes, valid UTF-8. */

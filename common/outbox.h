@@ -86,13 +86,21 @@ void outbox_commit(struct outbox *ob);
 size_t outbox_depth(const struct outbox *ob, const char *webhook, const char *trigger);
 
 /*
- * Removes trigger's queued events (for every webhook) whose key is above
- * after: events a poll wrote and synced but whose trigger state was never
- * saved (a crash in between). The trigger's next poll writes them again;
- * delivering these too would send them twice. Call before delivery starts.
- * Returns how many were removed.
+ * Holds back trigger's queued events (for every webhook) whose key is above
+ * after: events a poll wrote and synced whose trigger state was never saved
+ * (a crash in between). The trigger fetches them again: delivering them now
+ * and the new copies later would send them twice. Held events are not
+ * deliverable until a commit of their queue reaches their key (a commit of
+ * the same key takes its place) or outbox_release. Call before delivery
+ * starts. Returns how many were held.
  */
-size_t outbox_drop_after(struct outbox *ob, const char *trigger, uint64_t after);
+size_t outbox_hold_after(struct outbox *ob, const char *trigger, uint64_t after);
+/*
+ * Makes trigger's held events deliverable again: call once the trigger has
+ * polled (what it wrote again replaced them; the rest, say mail expunged
+ * meanwhile, is still owed). Returns how many.
+ */
+size_t outbox_release(struct outbox *ob, const char *trigger);
 
 /* Formats key as "%08x-%010u" into buf. */
 void outbox_key_name(uint64_t key, char buf[static OUTBOX_KEY_NAME_LEN]);

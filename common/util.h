@@ -64,8 +64,8 @@ void format_iso8601(time_t t, char buf[static 21]);
 uint64_t monotonic_ms(void);
 uint64_t monotonic_us(void);
 
-/* Constant-time comparison of two byte strings; different lengths compare
- * unequal (the length itself is not secret). */
+/* Compares a (the untrusted input) with b (the secret) in time that
+ * depends on alen only, not on b's bytes nor its length. */
 bool consttime_equal(const void *a, size_t alen, const void *b, size_t blen);
 
 /* Reads a whole file of at most max bytes. Returns 0 and a NUL-terminated

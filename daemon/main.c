@@ -76,32 +76,22 @@ print_errors(struct config_errors *errs)
 
 /*
  * Events a poll synced to the outbox while the daemon died before it saved
- * the trigger's state: the next poll fetches and writes them again, so
- * they go now, before delivery starts, or they would be sent twice.
+ * the trigger's state: the next poll fetches and writes them again, so they
+ * wait for it (outbox_hold_after), or they would be sent twice; what that
+ * poll does not write again (mail expunged meanwhile) goes after it. Runs
+ * before the sender is created, so before any delivery.
  */
 static void
-prune_unsaved_events(struct daemon *d)
+hold_unsaved_events(struct daemon *d)
 {
-	struct trigger_state st;
-	char *err = NULL;
 	size_t i, n;
 
-	for (i = 0; i < d->config->ntriggers; i++) {
-		const char *name = d->config->triggers[i].name;
-
-		if (state_load(d->config->state_dir, name, &st, &err) < 0) {
-			free(err);      /* the trigger reports it at its poll */
-			err = NULL;
-			continue;
-		}
-		if (st.exists) {
-			n = outbox_drop_after(d->outbox, name, OUTBOX_KEY(st.epoch, st.last_uid));
-			if (n > 0)
-				log_info("trigger %s: %zu event%s queued after its last saved "
-				    "state dropped; they are fetched again", name, n,
-				    n == 1 ? " was" : "s were");
-		}
-		trigger_state_clear(&st);
+	for (i = 0; i < d->ntriggers; i++) {
+		n = trigger_hold_unsaved(d->triggers[i]);
+		if (n > 0)
+			log_info("trigger %s: %zu event%s queued after its last saved state "
+			    "held until its next poll", trigger_name(d->triggers[i]), n,
+			    n == 1 ? " was" : "s were");
 	}
 }
 
@@ -232,7 +222,13 @@ daemon_reload(struct daemon *d)
 	}
 	for (j = 0; j < d->ntriggers; j++) {
 		if (d->triggers[j] != NULL) {
-			log_info("trigger %s: stopped (reload)", trigger_name(d->triggers[j]));
+			const char *name = trigger_name(d->triggers[j]);
+
+			log_info("trigger %s: stopped (reload)", name);
+			/* gone for good: what it held back is owed all the same */
+			if (config_find_trigger(ncfg, name) == NULL &&
+			    outbox_release(d->outbox, name) > 0)
+				webhook_sender_kick(d->sender);
 			trigger_free(&d->triggers[j]);
 			stopped++;
 		}
@@ -509,14 +505,15 @@ main(int argc, char **argv)
 		ret = EX_CANTCREAT_;
 		goto out;
 	}
-	prune_unsaved_events(&d);
+	if (daemon_build(&d) < 0) {
+		ret = EX_CONFIG_;
+		goto out;
+	}
+	/* before the sender exists: it takes the head of each queue at once */
+	hold_unsaved_events(&d);
 	d.sender = webhook_sender_new(d.base, d.outbox, d.config);
 	if (d.sender == NULL) {
 		ret = EX_OSERR_;
-		goto out;
-	}
-	if (daemon_build(&d) < 0) {
-		ret = EX_CONFIG_;
 		goto out;
 	}
 	if (d.config->api != NULL && !d.once) {

@@ -142,6 +142,14 @@ trigger_new(struct daemon *d, const struct cfg_trigger *cfg)
 	return t;
 }
 
+size_t
+trigger_hold_unsaved(struct trigger *t)
+{
+	if (!t->st_loaded || !t->st.exists)
+		return 0;
+	return outbox_hold_after(t->d->outbox, t->name, OUTBOX_KEY(t->st.epoch, t->st.last_uid));
+}
+
 void
 trigger_free(struct trigger **tp)
 {
@@ -803,6 +811,10 @@ trig_poll_end(struct trigger *t, bool ok)
 		t->last_error = NULL;
 		t->last_success_at = time(NULL);
 		t->polls_ok++;
+		/* what a crash left queued beyond our saved state was written
+		 * again by this poll; the rest is owed all the same */
+		if (outbox_release(t->d->outbox, t->name) > 0)
+			webhook_sender_kick(t->d->sender);
 		ms = (uint64_t)t->interval * 1000u;
 		/* +-5% so that triggers drift apart */
 		ms = ms * (950u + random_u32() % 101u) / 1000u;

@@ -17,6 +17,7 @@
 #define IMAPHOOKD_TRIGGER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -39,6 +40,12 @@ struct trigger_info {
 /* Creates the trigger of cfg (copied) and loads its persisted state. */
 struct trigger *trigger_new(struct daemon *d, const struct cfg_trigger *cfg);
 void trigger_free(struct trigger **t);
+/*
+ * At start, before delivery: holds back the trigger's queued events above
+ * its saved state (a crash between an outbox sync and the state write);
+ * its next poll writes them again and releases the rest. Returns how many.
+ */
+size_t trigger_hold_unsaved(struct trigger *t);
 /* Schedules the first poll (immediately with --once, else after a small
  * random delay so that triggers do not fire together). */
 void trigger_start(struct trigger *t);

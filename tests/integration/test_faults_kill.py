@@ -174,9 +174,11 @@ class KillTest(harness.DaemonTestCase):
         # the state still before them; the next start fetches the window
         # again. This test writes that disk state directly (events queued
         # with the webhook down, the daemon stopped, lastUid put back to
-        # before the window) and expects each event delivered once: the
-        # daemon drops, before delivery starts, queued events above the
-        # saved lastUid (prune_unsaved_events), which are fetched again.
+        # before the window), and one of the messages is expunged before the
+        # restart, so the new poll cannot write its event again. Expected:
+        # each event delivered once, the expunged one's too: the daemon holds
+        # back, until the trigger's next poll, queued events above the saved
+        # lastUid (hold_unsaved_events), which that poll writes again.
         port = harness.free_port()
         secret = harness.new_webhook_secret()
         cfg = self.make_config()
@@ -193,6 +195,7 @@ class KillTest(harness.DaemonTestCase):
         self.assertEqual(st["lastUid"], uids[-1])
         st["lastUid"] = 0                       # the state write that the kill prevented
         harness.write_file(path, json.dumps(st), 0o640)
+        self.imap.expunge("INBOX", uids[2])     # gone before the poll fetches again
         rx = self.start_receiver(secret=secret, port=port)
         d = self.run_daemon(cfg)
         rx.wait_for_ids(ids, timeout=20)

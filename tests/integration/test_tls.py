@@ -5,7 +5,10 @@ TLSv1.1 must really work when asked for) and min_dh_size."""
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
+import threading
 import unittest
 
 from . import harness
@@ -105,3 +108,73 @@ class MinDhSizeTest(unittest.TestCase):
         # applies to finite-field DH only
         r = _cli(self.user, min_dh_size=4096)
         self.assertEqual(r.rc, 0, r.describe())
+
+
+class SniServer:
+    """A TLS listener on 127.0.0.1 that records the server name each client
+    sends (SNI), greets as IMAP and answers every command NO."""
+
+    def __init__(self, directory):
+        cert, key = directory / "sni-cert.pem", directory / "sni-key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.names = []
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert), str(key))
+        self.ctx.sni_callback = lambda sock, name, ctx: self.names.append(name)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.session, args=(raw,), daemon=True).start()
+
+    def session(self, raw):
+        try:
+            with self.ctx.wrap_socket(raw, server_side=True) as c:
+                c.settimeout(10)
+                c.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+                f = c.makefile("rb")
+                for line in f:
+                    tag = line.split(b" ", 1)[0]
+                    c.sendall(tag + b" NO not here\r\n")
+        except (OSError, ssl.SSLError):
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+class SniTest(unittest.TestCase):
+    """SNI is sent with a host name (so virtual hosts pick the right
+    certificate), never with an IP address (RFC 6066 3)."""
+
+    def setUp(self):
+        self.dir = harness.make_tmpdir("sni")
+        self.srv = SniServer(self.dir)
+        self.addCleanup(self.srv.close)
+
+    def connect(self, host):
+        cfg = harness.Config(self.dir)
+        cfg.add_connection(name="main", host=host, port=self.srv.port, secure=True,
+                           username="u", password="p", tls_verify=False)
+        r = harness.run_cli(cfg.write(), "test-connection")
+        self.assertNotEqual(r.rc, 0, r.describe())      # the server says NO to all
+        return r
+
+    def test_sni_carries_the_host_name(self):
+        self.connect("localhost")
+        harness.wait_until(lambda: self.srv.names, timeout=5, what="a TLS handshake")
+        self.assertEqual(self.srv.names[0], "localhost")
+
+    def test_no_sni_for_an_ip_address(self):
+        self.connect("127.0.0.1")
+        self.assertEqual(self.srv.names, [None])

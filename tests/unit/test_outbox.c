@@ -465,9 +465,10 @@ START_TEST(test_queue_dir_recreated)
 }
 END_TEST
 
-/* A window synced but whose trigger state was never written: dropped at
- * start for that trigger only, every webhook; other triggers untouched. */
-START_TEST(test_drop_after)
+/* A window synced but whose trigger state was never written: held back at
+ * start for that trigger only, every webhook; a commit of the same key
+ * takes the held one's place (one entry), release brings back the rest. */
+START_TEST(test_hold_and_release)
 {
 	struct outbox *ob;
 	struct outbox_queue *q;
@@ -477,8 +478,8 @@ START_TEST(test_drop_after)
 	ck_assert_ptr_nonnull(ob);
 	put(ob, "crm", "t", 1, 3);
 	put(ob, "crm", "t", 1, 7);
+	put(ob, "crm", "t", 1, 8);
 	put(ob, "crm", "t", 2, 0);      /* a mailbox.reset of epoch 2 */
-	put(ob, "crm", "t", 2, 5);
 	put(ob, "ops", "t", 1, 7);
 	put(ob, "ops", "t", 1, 8);
 	put(ob, "crm", "u", 1, 9);
@@ -487,25 +488,67 @@ START_TEST(test_drop_after)
 
 	ob = outbox_open(tmpdir, &error);
 	ck_assert_ptr_nonnull(ob);
-	ck_assert_uint_eq(outbox_drop_after(ob, "t", OUTBOX_KEY(1, 7)), 3);
-	ck_assert_uint_eq(outbox_drop_after(ob, "t", OUTBOX_KEY(1, 7)), 0);
-	ck_assert_uint_eq(outbox_drop_after(ob, "nope", 0), 0);
+	ck_assert_uint_eq(outbox_hold_after(ob, "t", OUTBOX_KEY(1, 7)), 3);
+	ck_assert_uint_eq(outbox_hold_after(ob, "t", OUTBOX_KEY(1, 7)), 0);
+	ck_assert_uint_eq(outbox_hold_after(ob, "nope", 0), 0);
 	ck_assert_uint_eq(outbox_depth(ob, "crm", "t"), 2);
 	ck_assert_uint_eq(outbox_depth(ob, "ops", "t"), 1);
 	ck_assert_uint_eq(outbox_depth(ob, "crm", "u"), 1);
-	ck_assert(!exists("outbox/crm/t/00000002-0000000000.json"));
-	ck_assert(!exists("outbox/ops/t/00000001-0000000008.json"));
-	ck_assert(exists("outbox/ops/t/00000001-0000000007.json"));
+	/* held, not gone */
+	ck_assert(exists("outbox/crm/t/00000002-0000000000.json"));
+	ck_assert(exists("outbox/ops/t/00000001-0000000008.json"));
+	/* the poll writes (1, 8) again for both webhooks */
+	put(ob, "crm", "t", 1, 8);
+	put(ob, "ops", "t", 1, 8);
+	sync_commit(ob);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "t"), 3);
+	ck_assert_uint_eq(outbox_depth(ob, "ops", "t"), 2);
+	/* (1, 8) of crm is not doubled by a second commit either */
+	put(ob, "crm", "t", 1, 8);
+	sync_commit(ob);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "t"), 3);
+	/* then releases the rest: (2, 0) comes back, (1, 8) is not doubled */
+	ck_assert_uint_eq(outbox_release(ob, "t"), 1);
+	ck_assert_uint_eq(outbox_release(ob, "t"), 0);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "t"), 4);
+	ck_assert_uint_eq(outbox_depth(ob, "ops", "t"), 2);
 	q = find_queue(ob, "crm", "t");
 	pop_expect(q, 1, 3);
 	pop_expect(q, 1, 7);
+	pop_expect(q, 1, 8);
+	pop_expect(q, 2, 0);
 	ck_assert_uint_eq(outbox_queue_depth(q), 0);
 	outbox_free(&ob);
+}
+END_TEST
 
-	/* what was dropped stays dropped */
+/* A held key below a committed one (its mail expunged, never written
+ * again) goes with that commit, in key order, not after it. */
+START_TEST(test_held_below_a_commit_goes_in_order)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL;
+
 	ob = outbox_open(tmpdir, &error);
 	ck_assert_ptr_nonnull(ob);
-	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 2);
+	put(ob, "crm", "t", 1, 4);
+	put(ob, "crm", "t", 1, 5);
+	put(ob, "crm", "t", 1, 9);
+	sync_commit(ob);
+	outbox_free(&ob);
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_hold_after(ob, "t", OUTBOX_KEY(1, 3)), 3);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "t"), 0);
+	put(ob, "crm", "t", 1, 5);      /* 4 is gone from the server */
+	sync_commit(ob);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "t"), 2);
+	q = find_queue(ob, "crm", "t");
+	pop_expect(q, 1, 4);
+	pop_expect(q, 1, 5);
+	ck_assert_uint_eq(outbox_release(ob, "t"), 1);
+	pop_expect(q, 1, 9);
 	outbox_free(&ob);
 }
 END_TEST
@@ -525,7 +568,8 @@ outbox_suite(void)
 	tcase_add_test(tc, test_reopen_after_crash);
 	tcase_add_test(tc, test_bury);
 	tcase_add_test(tc, test_put_fails_cleanly);
-	tcase_add_test(tc, test_drop_after);
+	tcase_add_test(tc, test_hold_and_release);
+	tcase_add_test(tc, test_held_below_a_commit_goes_in_order);
 	tcase_add_test(tc, test_queue_dir_recreated);
 	suite_add_tcase(s, tc);
 	return s;

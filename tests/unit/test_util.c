@@ -311,6 +311,8 @@ START_TEST(test_consttime_equal)
 	ck_assert(!consttime_equal("abc", 3, "abcd", 4));
 	ck_assert(!consttime_equal("abc", 3, "ab", 2));
 	ck_assert(!consttime_equal("", 0, "a", 1));
+	ck_assert(!consttime_equal("abab", 4, "ab", 2));      /* b repeated is not b */
+	ck_assert(!consttime_equal("a", 1, "", 0));
 	/* every bit of every byte counts, the high bit too */
 	ck_assert(!consttime_equal("\x80", 1, "\x00", 1));
 	ck_assert(!consttime_equal("\x01", 1, "\x00", 1));
