@@ -30,6 +30,7 @@
  * lose the rename, both fine since the put was not yet acknowledged).
  */
 #include "outbox.h"
+#include "outbox_private.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,55 +40,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "jsonutil.h"
 #include "log.h"
 #include "util.h"
-
-#define OUTBOX_NAME_MAX 200
-#define OUTBOX_REASON_MAX 1024
-
-struct outbox_queue {
-	char *webhook;
-	char *trigger;
-	char *dir;              /* state_dir/outbox/<webhook>/<trigger> */
-	uint64_t *keys;         /* deliverable keys, sorted: keys[head..end) */
-	size_t head;
-	size_t end;
-	size_t cap;
-	uint64_t *held;         /* kept back: see outbox_hold_after */
-	size_t nheld;
-	size_t held_cap;
-	bool dir_ready;         /* the directory exists (checked this run) */
-	bool dir_fresh;         /* created this run: parents need an fsync */
-};
-
-/* A put not yet committed. */
-struct outbox_entry {
-	struct outbox_queue *q;
-	uint64_t key;
-	bool gone;              /* both files vanished: dropped at sync */
-};
-
-struct outbox_list {
-	struct outbox_entry *v;
-	size_t count;
-	size_t cap;
-};
-
-struct outbox {
-	char *state_dir;
-	char *outbox_dir;       /* state_dir/outbox */
-	char *dead_dir;         /* state_dir/dead */
-	int dirfd;              /* on outbox_dir, for syncfs */
-	struct outbox_queue **queues;
-	size_t nqueues;
-	size_t cap;
-	struct outbox_list pending;     /* put, not synced */
-	struct outbox_list synced;      /* synced, not committed */
-};
 
 static bool
 name_ok(const char *name)
@@ -136,8 +92,8 @@ key_parse(const char *name, uint64_t *key_r)
 	return 0;
 }
 
-static char *
-event_path(const struct outbox_queue *q, uint64_t key, const char *suffix)
+char *
+outbox_event_path(const struct outbox_queue *q, uint64_t key, const char *suffix)
 {
 	char name[OUTBOX_KEY_NAME_LEN];
 
@@ -239,8 +195,8 @@ queue_insert(struct outbox_queue *q, uint64_t key)
 	q->end++;
 }
 
-static void
-queue_forget(struct outbox_queue *q, uint64_t key)
+void
+outbox_queue_forget(struct outbox_queue *q, uint64_t key)
 {
 	size_t pos = queue_lower_bound(q, key);
 
@@ -317,8 +273,8 @@ queue_free(struct outbox_queue *q)
 }
 
 /* mkdir that accepts an existing directory; *created_r says which. */
-static int
-mkdir_one(const char *path, bool *created_r)
+int
+outbox_mkdir_one(const char *path, bool *created_r)
 {
 	struct stat st;
 
@@ -347,7 +303,7 @@ queue_mkdir(struct outbox *ob, struct outbox_queue *q, char **error_r)
 	if (q->dir_ready)
 		return 0;
 	parent = xasprintf("%s/%s", ob->outbox_dir, q->webhook);
-	if (mkdir_one(parent, &created) < 0 || mkdir_one(q->dir, &created2) < 0) {
+	if (outbox_mkdir_one(parent, &created) < 0 || outbox_mkdir_one(q->dir, &created2) < 0) {
 		*error_r = xasprintf("outbox: cannot create %s: %s", q->dir,
 		    strerror(errno));
 		free(parent);
@@ -405,7 +361,7 @@ outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
 	q = queue_get(ob, webhook, trigger);
 	if (queue_mkdir(ob, q, error_r) < 0)
 		return -1;
-	tmp = event_path(q, key, ".tmp");
+	tmp = outbox_event_path(q, key, ".tmp");
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0 && errno == ENOENT) {
 		/* The directory was removed behind our back: recreate it. */
@@ -440,8 +396,8 @@ fail:
 	return -1;
 }
 
-static int
-fsync_path(const char *path, bool dir)
+int
+outbox_fsync_path(const char *path, bool dir)
 {
 	int fd, ret, saved;
 
@@ -463,14 +419,14 @@ fsync_path(const char *path, bool dir)
 static int
 sync_entry_data(struct outbox_entry *e, char **error_r)
 {
-	char *path = event_path(e->q, e->key, ".tmp");
+	char *path = outbox_event_path(e->q, e->key, ".tmp");
 	int ret = 0;
 
-	if (fsync_path(path, false) < 0) {
+	if (outbox_fsync_path(path, false) < 0) {
 		if (errno == ENOENT) {
 			free(path);
-			path = event_path(e->q, e->key, "");
-			if (fsync_path(path, false) == 0)
+			path = outbox_event_path(e->q, e->key, "");
+			if (outbox_fsync_path(path, false) == 0)
 				goto out;
 			if (errno == ENOENT) {
 				log_warn("outbox: %s vanished before it was synced",
@@ -490,8 +446,8 @@ out:
 static int
 rename_entry(struct outbox_entry *e, char **error_r)
 {
-	char *tmp = event_path(e->q, e->key, ".tmp");
-	char *final = event_path(e->q, e->key, "");
+	char *tmp = outbox_event_path(e->q, e->key, ".tmp");
+	char *final = outbox_event_path(e->q, e->key, "");
 	struct stat st;
 	int ret = 0;
 
@@ -525,7 +481,7 @@ sync_dirs(struct outbox *ob, char **error_r)
 		if (q == last)
 			continue;
 		last = q;
-		if (fsync_path(q->dir, true) < 0) {
+		if (outbox_fsync_path(q->dir, true) < 0) {
 			*error_r = xasprintf("outbox: fsync %s: %s", q->dir,
 			    strerror(errno));
 			return -1;
@@ -533,8 +489,8 @@ sync_dirs(struct outbox *ob, char **error_r)
 		if (!q->dir_fresh)
 			continue;
 		parent = xasprintf("%s/%s", ob->outbox_dir, q->webhook);
-		if (fsync_path(parent, true) < 0 ||
-		    fsync_path(ob->outbox_dir, true) < 0) {
+		if (outbox_fsync_path(parent, true) < 0 ||
+		    outbox_fsync_path(ob->outbox_dir, true) < 0) {
 			*error_r = xasprintf("outbox: fsync %s: %s", parent,
 			    strerror(errno));
 			free(parent);
@@ -679,7 +635,7 @@ int
 outbox_read(const struct outbox_queue *q, uint64_t key, char **body_r,
     size_t *len_r, char **error_r)
 {
-	char *path = event_path(q, key, "");
+	char *path = outbox_event_path(q, key, "");
 	int saved;
 
 	if (read_file(path, OUTBOX_MAX_BODY, body_r, len_r) < 0) {
@@ -696,10 +652,10 @@ outbox_read(const struct outbox_queue *q, uint64_t key, char **body_r,
 int
 outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r)
 {
-	char *path = event_path(q, key, "");
+	char *path = outbox_event_path(q, key, "");
 	int ret = 0;
 
-	queue_forget(q, key);
+	outbox_queue_forget(q, key);
 	if (unlink(path) < 0 && errno != ENOENT) {
 		*error_r = xasprintf("outbox: cannot remove %s: %s", path,
 		    strerror(errno));
@@ -748,94 +704,6 @@ outbox_release(struct outbox *ob, const char *trigger)
 		q->nheld = 0;
 	}
 	return released;
-}
-
-/* One printable line of at most OUTBOX_REASON_MAX bytes, valid UTF-8. */
-static char *
-reason_line(const char *reason)
-{
-	size_t len = strlen(reason), i;
-	char *line;
-
-	if (len > OUTBOX_REASON_MAX)
-		len = OUTBOX_REASON_MAX;
-	line = utf8_repair(reason, len, &len);
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)line[i];
-
-		if (c < 0x20 || c == 0x7f)
-			line[i] = ' ';
-	}
-	return line;
-}
-
-int
-outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
-    const char *reason, char **path_r, char **error_r)
-{
-	char name[OUTBOX_KEY_NAME_LEN];
-	char *dir, *src, *dst = NULL, *rpath = NULL, *line, *text;
-	bool created;
-	int ret = -1;
-
-	outbox_key_name(key, name);
-	dir = xasprintf("%s/%s", ob->dead_dir, q->webhook);
-	if (mkdir_one(dir, &created) < 0) {
-		*error_r = xasprintf("outbox: cannot create %s: %s", dir,
-		    strerror(errno));
-		free(dir);
-		return -1;
-	}
-	if (created)
-		(void)fsync_path(ob->dead_dir, true);
-	free(dir);
-	dir = xasprintf("%s/%s/%s", ob->dead_dir, q->webhook, q->trigger);
-	src = event_path(q, key, "");
-	if (mkdir_one(dir, &created) < 0) {
-		*error_r = xasprintf("outbox: cannot create %s: %s", dir,
-		    strerror(errno));
-		goto out;
-	}
-	if (created) {
-		char *parent = xasprintf("%s/%s", ob->dead_dir, q->webhook);
-
-		(void)fsync_path(parent, true);
-		free(parent);
-	}
-	dst = xasprintf("%s/%s.json", dir, name);
-	rpath = xasprintf("%s/%s.reason", dir, name);
-	line = reason_line(reason);
-	text = xasprintf("%s\n", line);
-	free(line);
-	if (write_file_atomic(rpath, text, strlen(text), 0640) < 0) {
-		*error_r = xasprintf("outbox: cannot write %s: %s", rpath,
-		    strerror(errno));
-		free(text);
-		goto out;
-	}
-	free(text);
-	if (rename(src, dst) < 0) {
-		if (errno != ENOENT) {
-			*error_r = xasprintf("outbox: cannot move %s to %s: %s",
-			    src, dst, strerror(errno));
-			goto out;
-		}
-	} else if (fsync_path(dir, true) < 0) {
-		/* The move happened; only its durability is in doubt. */
-		log_warn("outbox: fsync %s: %s", dir, strerror(errno));
-	}
-	queue_forget(q, key);
-	if (path_r != NULL) {
-		*path_r = dst;
-		dst = NULL;
-	}
-	ret = 0;
-out:
-	free(dir);
-	free(src);
-	free(dst);
-	free(rpath);
-	return ret;
 }
 
 /* Loads one queue directory: removes *.tmp, collects keys. */
@@ -968,20 +836,20 @@ outbox_open(const char *state_dir, char **error_r)
 		    strerror(errno));
 		goto fail;
 	}
-	if (mkdir_one(ob->outbox_dir, &created) < 0) {
+	if (outbox_mkdir_one(ob->outbox_dir, &created) < 0) {
 		*error_r = xasprintf("outbox: cannot create %s: %s",
 		    ob->outbox_dir, strerror(errno));
 		goto fail;
 	}
 	if (created)
-		(void)fsync_path(state_dir, true);
-	if (mkdir_one(ob->dead_dir, &created) < 0) {
+		(void)outbox_fsync_path(state_dir, true);
+	if (outbox_mkdir_one(ob->dead_dir, &created) < 0) {
 		*error_r = xasprintf("outbox: cannot create %s: %s",
 		    ob->dead_dir, strerror(errno));
 		goto fail;
 	}
 	if (created)
-		(void)fsync_path(state_dir, true);
+		(void)outbox_fsync_path(state_dir, true);
 	ob->dirfd = open(ob->outbox_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ob->dirfd < 0) {
 		*error_r = xasprintf("outbox: cannot open %s: %s",

@@ -1,0 +1,101 @@
+/* outbox dead letters: see outbox.h (outbox_bury) */
+#include "outbox.h"
+#include "outbox_private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jsonutil.h"
+#include "log.h"
+#include "util.h"
+
+/* One printable line of at most OUTBOX_REASON_MAX bytes, valid UTF-8. */
+static char *
+reason_line(const char *reason)
+{
+	size_t len = strlen(reason), i;
+	char *line;
+
+	if (len > OUTBOX_REASON_MAX)
+		len = OUTBOX_REASON_MAX;
+	line = utf8_repair(reason, len, &len);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c < 0x20 || c == 0x7f)
+			line[i] = ' ';
+	}
+	return line;
+}
+
+int
+outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
+    const char *reason, char **path_r, char **error_r)
+{
+	char name[OUTBOX_KEY_NAME_LEN];
+	char *dir, *src, *dst = NULL, *rpath = NULL, *line, *text;
+	bool created;
+	int ret = -1;
+
+	outbox_key_name(key, name);
+	dir = xasprintf("%s/%s", ob->dead_dir, q->webhook);
+	if (outbox_mkdir_one(dir, &created) < 0) {
+		*error_r = xasprintf("outbox: cannot create %s: %s", dir,
+		    strerror(errno));
+		free(dir);
+		return -1;
+	}
+	if (created)
+		(void)outbox_fsync_path(ob->dead_dir, true);
+	free(dir);
+	dir = xasprintf("%s/%s/%s", ob->dead_dir, q->webhook, q->trigger);
+	src = outbox_event_path(q, key, "");
+	if (outbox_mkdir_one(dir, &created) < 0) {
+		*error_r = xasprintf("outbox: cannot create %s: %s", dir,
+		    strerror(errno));
+		goto out;
+	}
+	if (created) {
+		char *parent = xasprintf("%s/%s", ob->dead_dir, q->webhook);
+
+		(void)outbox_fsync_path(parent, true);
+		free(parent);
+	}
+	dst = xasprintf("%s/%s.json", dir, name);
+	rpath = xasprintf("%s/%s.reason", dir, name);
+	line = reason_line(reason);
+	text = xasprintf("%s\n", line);
+	free(line);
+	if (write_file_atomic(rpath, text, strlen(text), 0640) < 0) {
+		*error_r = xasprintf("outbox: cannot write %s: %s", rpath,
+		    strerror(errno));
+		free(text);
+		goto out;
+	}
+	free(text);
+	if (rename(src, dst) < 0) {
+		if (errno != ENOENT) {
+			*error_r = xasprintf("outbox: cannot move %s to %s: %s",
+			    src, dst, strerror(errno));
+			goto out;
+		}
+	} else if (outbox_fsync_path(dir, true) < 0) {
+		/* The move happened; only its durability is in doubt. */
+		log_warn("outbox: fsync %s: %s", dir, strerror(errno));
+	}
+	outbox_queue_forget(q, key);
+	if (path_r != NULL) {
+		*path_r = dst;
+		dst = NULL;
+	}
+	ret = 0;
+out:
+	free(dir);
+	free(src);
+	free(dst);
+	free(rpath);
+	return ret;
+}
