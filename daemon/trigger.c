@@ -529,10 +529,9 @@ trig_send_status(struct trigger *t)
 	trig_send(t, cmd, false);
 }
 
-/* Persists st (recording this trigger's connection and mailbox), or fails
- * the poll. Returns 0 or -1. */
 /*
- * Saves the trigger's state, durably before returning; or, with baseline
+ * Persists st (recording this trigger's connection and mailbox), or fails
+ * the poll; returns 0 or -1. Durable before returning; or, with baseline
  * (a new trigger's first state), atomically now and durably within
  * DAEMON_STATE_SYNC_MS together with every other baseline of the moment:
  * 10,000 triggers starting must not cost 20,000 fsyncs in a row.
