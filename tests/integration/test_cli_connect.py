@@ -10,6 +10,7 @@ Every test has its own Dovecot user, so mailboxes never leak between tests.
 """
 
 import re
+import socket
 import time
 
 from . import harness
@@ -114,6 +115,27 @@ class TestConnect(CliTestCase):
                 self.assertExit(r, 69)
                 self.assertEqual(r.stdout, b"")
                 self.assertLess(r.duration, 10)
+
+    def test_connect_that_never_completes_times_out(self):
+        # a listener whose accept queue is full: the kernel drops our SYNs,
+        # so connect(2) neither succeeds nor fails; the `timeout` ends it
+        lsock = socket.socket()
+        self.addCleanup(lsock.close)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(0)
+        port = lsock.getsockname()[1]
+        fillers = []
+        for _ in range(3):
+            c = socket.socket()
+            self.addCleanup(c.close)
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            fillers.append(c)
+        time.sleep(0.2)
+        r = self.cli(self.config("plain", port=port, timeout=2), "test-connection")
+        self.assertExit(r, 69)
+        self.assertIn("no answer within 2 s (connecting)", r.stderr)
+        self.assertLess(r.duration, 10)
 
     def test_self_signed_certificate_without_ca_file(self):
         r = self.cli(self.config("tls", ca_file=None), "test-connection")
