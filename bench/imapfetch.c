@@ -19,6 +19,7 @@
  * had logged in) and exits 0, or exits 1 with a message.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -78,6 +79,20 @@ die(const char *fmt, ...)
 	fputc('\n', stderr);
 	va_end(ap);
 	exit(1);
+}
+
+/* A decimal number from 1 to max, or die naming the option. */
+static unsigned long
+num_arg(const char *opt, const char *s, unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < 1 || v > max)
+		die("%s: not a number from 1 to %lu: %s", opt, max, s);
+	return v;
 }
 
 static int
@@ -295,11 +310,11 @@ main(int argc, char **argv)
 		else if (strcmp(a, "--pass") == 0 && i + 1 < argc)
 			pass = argv[++i];
 		else if (strcmp(a, "--conns") == 0 && i + 1 < argc)
-			nconns = atoi(argv[++i]);
+			nconns = (int)num_arg(a, argv[++i], 10000);
 		else if (strcmp(a, "--content") == 0 && i + 1 < argc)
-			content = strtoul(argv[++i], NULL, 10);
+			content = num_arg(a, argv[++i], 64ul << 20);
 		else if (strcmp(a, "--batch") == 0 && i + 1 < argc)
-			batch = strtoul(argv[++i], NULL, 10);
+			batch = num_arg(a, argv[++i], 1000000);
 		else if (a[0] == '-')
 			die("unknown option %s", a);
 		else

@@ -430,6 +430,8 @@ main(int argc, char **argv)
 	struct sigaction sact;
 	char host[64];
 	const char *colon;
+	char *end;
+	unsigned long port;
 	int lfd, one = 1, i;
 
 	for (i = 1; i < argc; i++) {
@@ -449,9 +451,15 @@ main(int argc, char **argv)
 	}
 	memcpy(host, listen_on, (size_t)(colon - listen_on));
 	host[colon - listen_on] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || colon[1] == '-' || port > 65535) {
+		fprintf(stderr, "recv: bad port in --listen %s\n", listen_on);
+		return 64;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	sa.sin_port = htons((uint16_t)port);
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
 		fprintf(stderr, "recv: bad address %s\n", host);
 		return 64;

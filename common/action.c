@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "envelope.h"
 #include "imap_utf7.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -624,20 +625,7 @@ action_mailbox_from_wire(const char *wire, size_t len)
 json_t *
 action_flags_json(const struct imap_arg *list)
 {
-	const struct imap_arg *items;
-	uint32_t n, i;
-	json_t *a = json_array();
-
-	if (!imap_arg_get_list(list, &items, &n))
-		return a;
-	for (i = 0; i < n; i++) {
-		const char *s;
-		size_t len;
-
-		if (imap_arg_get_astring(&items[i], &s, &len))
-			json_array_append_new(a, json_str_n(s, len));
-	}
-	return a;
+	return flags_to_json(list, false);
 }
 
 /* Is a refused mailbox missing? Servers without [NONEXISTENT] (Cyrus,

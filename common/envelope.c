@@ -360,3 +360,23 @@ imap_datetime_to_iso(const char *s, char buf[static 21])
 	}
 	return 0;
 }
+
+json_t *
+flags_to_json(const struct imap_arg *list, bool drop_recent)
+{
+	const struct imap_arg *items;
+	uint32_t n, i;
+	json_t *a = json_array();
+
+	if (list == NULL || !imap_arg_get_list(list, &items, &n))
+		return a;
+	for (i = 0; i < n; i++) {
+		const char *s;
+		size_t len;
+
+		if (imap_arg_get_astring(&items[i], &s, &len) &&
+		    !(drop_recent && strcasecmp(s, "\\Recent") == 0))
+			json_array_append_new(a, json_str_n(s, len));
+	}
+	return a;
+}

@@ -1,11 +1,14 @@
 /*
  * envelope: an IMAP ENVELOPE (RFC 3501 section 7.4.2) as the SPEC
- * "envelope" JSON object, and IMAP date-time conversion.
+ * "envelope" JSON object, a FLAGS list as a JSON array, and IMAP date-time
+ * conversion.
  *
  * Needs mime_init() (RFC 2047 and RFC 5322 dates go through GMime).
  */
 #ifndef IMAPHOOK_ENVELOPE_H
 #define IMAPHOOK_ENVELOPE_H
+
+#include <stdbool.h>
 
 #include <jansson.h>
 
@@ -27,6 +30,13 @@
  * "mailbox").
  */
 json_t *envelope_to_json(const struct imap_arg *env);
+
+/*
+ * The flags of an IMAP list argument as a new JSON array of strings ([]
+ * for anything but a list). drop_recent leaves out \Recent, which belongs
+ * to the session that fetched, not to the message.
+ */
+json_t *flags_to_json(const struct imap_arg *list, bool drop_recent);
 
 /*
  * Converts an IMAP date-time "26-Nov-2026 00:40:29 +0000" (day may be

@@ -53,26 +53,6 @@ event_base(const struct event_origin *o, const char *type, const char *id)
 	    "mailbox", json_str(o->mailbox));
 }
 
-/* The message's flags, without \Recent: that one belongs to our session. */
-static json_t *
-flags_json(const struct imap_arg *flags)
-{
-	json_t *fl = json_array();
-	const struct imap_arg *f;
-	uint32_t nf, k;
-
-	if (flags == NULL || !imap_arg_get_list(flags, &f, &nf))
-		return fl;
-	for (k = 0; k < nf; k++) {
-		const char *s;
-		size_t len;
-
-		if (imap_arg_get_astring(&f[k], &s, &len) && strcasecmp(s, "\\Recent") != 0)
-			json_array_append_new(fl, json_str_n(s, len));
-	}
-	return fl;
-}
-
 json_t *
 event_email_new(const struct event_origin *o, uint32_t uidvalidity,
     const struct event_fetch *f, size_t max_content)
@@ -84,7 +64,7 @@ event_email_new(const struct event_origin *o, uint32_t uidvalidity,
 	ev = event_base(o, "email.new", id);
 	json_object_set_new(ev, "uidValidity", json_integer(uidvalidity));
 	json_object_set_new(ev, "uid", json_integer(f->uid));
-	json_object_set_new(ev, "flags", flags_json(f->flags));
+	json_object_set_new(ev, "flags", flags_to_json(f->flags, true));
 	json_object_set_new(ev, "size",
 	    f->have_size ? json_integer((json_int_t)f->size) : json_null());
 	json_object_set_new(ev, "internalDate",
