@@ -1145,6 +1145,26 @@ class Dovecot:
     def _emergency_stop(self):
         self.stop()
 
+    def set_capabilities(self, caps):
+        """Makes the server advertise exactly caps after login (Dovecot's
+        imap_capability, applied with a reload) and waits until a new session
+        shows them.  While Dovecot restarts its login processes a connection
+        may be closed before the greeting: that counts as not yet applied."""
+        conf = self.dir / "dovecot.conf"
+        text = re.sub(r"(?m)^imap_capability = .*\n", "", conf.read_text())
+        conf.write_text(text + "imap_capability = %s\n" % caps)
+        os.kill(self.pid, signal.SIGHUP)
+        user, _ = self.add_user()
+        want = set(caps.upper().split())
+
+        def applied():
+            try:
+                with self.imap(user) as c:
+                    return c.capabilities() == want
+            except (ImapError, OSError, imaplib.IMAP4.error):
+                return False
+        wait_until(applied, timeout=15, what="Dovecot to advertise %s" % caps)
+
     # users
 
     def add_user(self, name=None, password=None):

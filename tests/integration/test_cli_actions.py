@@ -28,7 +28,6 @@ import json
 import os
 import quopri
 import re
-import signal
 
 from . import harness
 
@@ -41,31 +40,12 @@ NO_UIDPLUS_CAPS = "IMAP4rev1 SASL-IR ID ENABLE IDLE NAMESPACE CHILDREN"
 UTC = datetime.timezone.utc
 
 
-def set_capabilities(server, caps):
-    """Makes server advertise exactly caps after login (Dovecot's
-    imap_capability, applied with a reload) and waits until a new session
-    shows them."""
-    conf = server.dir / "dovecot.conf"
-    text = re.sub(r"(?m)^imap_capability = .*\n", "", conf.read_text())
-    conf.write_text(text + "imap_capability = %s\n" % caps)
-    os.kill(server.pid, signal.SIGHUP)
-    user, _ = server.add_user()
-    want = set(caps.upper().split())
-
-    def applied():
-        try:
-            with server.imap(user) as c:
-                return c.capabilities() == want
-        except (harness.ImapError, OSError):
-            return False
-    harness.wait_until(applied, timeout=15, what="Dovecot to advertise %s" % caps)
-
 
 def setUpModule():
     global dovecot, reduced
     dovecot = harness.Dovecot.start_new()
     reduced = harness.Dovecot.start_new()
-    set_capabilities(reduced, REDUCED_CAPS)
+    reduced.set_capabilities(REDUCED_CAPS)
 
 
 def tearDownModule():
@@ -665,11 +645,11 @@ class TestWithoutUidplus(ActionTestCase):
 
     @classmethod
     def setUpClass(cls):
-        set_capabilities(reduced, NO_UIDPLUS_CAPS)
+        reduced.set_capabilities(NO_UIDPLUS_CAPS)
 
     @classmethod
     def tearDownClass(cls):
-        set_capabilities(reduced, REDUCED_CAPS)
+        reduced.set_capabilities(REDUCED_CAPS)
 
     def test_refusals(self):
         self.imap.create("Ziel")

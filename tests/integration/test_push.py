@@ -3,9 +3,6 @@ interval. Three Dovecots: one with everything (NOTIFY), one advertising IDLE
 but not NOTIFY, one advertising neither."""
 
 import json
-import os
-import re
-import signal
 import unittest
 import urllib.request
 
@@ -18,30 +15,14 @@ no_push = None          # neither
 BASE_CAPS = "IMAP4rev1 SASL-IR ID ENABLE NAMESPACE UIDPLUS CHILDREN UNSELECT LITERAL+"
 
 
-def set_capabilities(server, caps):
-    conf = server.dir / "dovecot.conf"
-    text = re.sub(r"(?m)^imap_capability = .*\n", "", conf.read_text())
-    conf.write_text(text + "imap_capability = %s\n" % caps)
-    os.kill(server.pid, signal.SIGHUP)
-    user, _ = server.add_user()
-    want = set(caps.upper().split())
-
-    def applied():
-        try:
-            with server.imap(user) as c:
-                return c.capabilities() == want
-        except (harness.ImapError, OSError):
-            return False
-    harness.wait_until(applied, timeout=15, what="Dovecot to advertise %s" % caps)
-
 
 def setUpModule():
     global full, idle_only, no_push
     full = harness.Dovecot.start_new()
     idle_only = harness.Dovecot.start_new()
-    set_capabilities(idle_only, BASE_CAPS + " IDLE")
+    idle_only.set_capabilities(BASE_CAPS + " IDLE")
     no_push = harness.Dovecot.start_new()
-    set_capabilities(no_push, BASE_CAPS)
+    no_push.set_capabilities(BASE_CAPS)
 
 
 def tearDownModule():
