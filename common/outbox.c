@@ -64,18 +64,16 @@ outbox_key_name(uint64_t key, char buf[static OUTBOX_KEY_NAME_LEN])
 	    (unsigned)OUTBOX_KEY_EPOCH(key), (unsigned)OUTBOX_KEY_UID(key));
 }
 
-/* Parses "%08x-%010u.json" (exactly); returns 0 and *key_r, or -1. */
-static int
-key_parse(const char *name, uint64_t *key_r)
+int
+outbox_key_parse(const char *s, uint64_t *key_r)
 {
 	uint32_t epoch = 0, uid;
 	size_t i;
 
-	if (strlen(name) != 19 + 5 || strcmp(name + 19, ".json") != 0 ||
-	    name[8] != '-')
+	if (s[8] != '-')
 		return -1;
 	for (i = 0; i < 8; i++) {
-		char c = name[i];
+		char c = s[i];
 		unsigned d;
 
 		if (c >= '0' && c <= '9')
@@ -86,30 +84,23 @@ key_parse(const char *name, uint64_t *key_r)
 			return -1;
 		epoch = epoch << 4 | d;
 	}
-	if (parse_u32_n(name + 9, 10, &uid) < 0)
+	if (parse_u32_n(s + 9, 10, &uid) < 0)
 		return -1;
 	*key_r = OUTBOX_KEY(epoch, uid);
 	return 0;
 }
 
-char *
-outbox_event_path(const struct outbox_queue *q, uint64_t key, const char *suffix)
-{
-	char name[OUTBOX_KEY_NAME_LEN];
-
-	outbox_key_name(key, name);
-	return xasprintf("%s/%s.json%s", q->dir, name, suffix);
-}
-
 static void
-list_add(struct outbox_list *l, struct outbox_queue *q, uint64_t key)
+list_add(struct outbox_list *l, struct outbox_queue *q,
+    const struct outbox_rec *rec, size_t order)
 {
 	if (l->count == l->cap) {
 		l->cap = l->cap == 0 ? 16 : l->cap * 2;
 		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
 	}
 	l->v[l->count].q = q;
-	l->v[l->count].key = key;
+	l->v[l->count].rec = *rec;
+	l->v[l->count].order = order;
 	l->v[l->count].gone = false;
 	l->count++;
 }
@@ -121,12 +112,14 @@ entry_cmp(const void *a, const void *b)
 
 	if (x->q != y->q)
 		return (uintptr_t)x->q < (uintptr_t)y->q ? -1 : 1;
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
+	if (x->rec.key != y->rec.key)
+		return x->rec.key < y->rec.key ? -1 : 1;
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
 	return 0;
 }
 
-/* Sorts by (queue, key) and removes duplicates. */
+/* Sorts by (queue, key) and keeps the last put of each key. */
 static void
 list_unique(struct outbox_list *l)
 {
@@ -136,8 +129,10 @@ list_unique(struct outbox_list *l)
 		return;
 	qsort(l->v, l->count, sizeof(*l->v), entry_cmp);
 	for (i = 0; i < l->count; i++) {
-		if (n > 0 && entry_cmp(&l->v[n - 1], &l->v[i]) == 0) {
-			l->v[n - 1].gone = l->v[n - 1].gone && l->v[i].gone;
+		if (n > 0 && l->v[n - 1].q == l->v[i].q &&
+		    l->v[n - 1].rec.key == l->v[i].rec.key) {
+			outbox_seg_unref(l->v[n - 1].q, l->v[n - 1].rec.seg);
+			l->v[n - 1] = l->v[i];
 			continue;
 		}
 		l->v[n++] = l->v[i];
@@ -154,7 +149,7 @@ queue_lower_bound(const struct outbox_queue *q, uint64_t key)
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (q->keys[mid] < key)
+		if (q->recs[mid].key < key)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -162,36 +157,51 @@ queue_lower_bound(const struct outbox_queue *q, uint64_t key)
 	return lo;
 }
 
+struct outbox_rec *
+outbox_queue_find(struct outbox_queue *q, uint64_t key)
+{
+	size_t pos = queue_lower_bound(q, key);
+
+	return pos < q->end && q->recs[pos].key == key ? &q->recs[pos] : NULL;
+}
+
+/* Makes rec deliverable; an entry of the same key is replaced by it. */
 static void
-queue_insert(struct outbox_queue *q, uint64_t key)
+queue_insert(struct outbox_queue *q, const struct outbox_rec *rec)
 {
 	size_t pos;
 
-	if (q->end > q->head && q->keys[q->end - 1] < key) {
+	if (q->end > q->head && q->recs[q->end - 1].key < rec->key) {
 		pos = q->end;
 	} else {
-		pos = queue_lower_bound(q, key);
-		if (pos < q->end && q->keys[pos] == key)
+		pos = queue_lower_bound(q, rec->key);
+		if (pos < q->end && q->recs[pos].key == rec->key) {
+			struct outbox_rec old = q->recs[pos];
+
+			q->recs[pos] = *rec;
+			if (old.seg != rec->seg || old.off != rec->off)
+				outbox_seg_unref(q, old.seg);
 			return;
+		}
 		if (pos == q->head && q->head > 0) {
-			q->keys[--q->head] = key;
+			q->recs[--q->head] = *rec;
 			return;
 		}
 	}
 	if (q->end == q->cap) {
 		if (q->head > 0) {
-			memmove(q->keys, q->keys + q->head,
-			    (q->end - q->head) * sizeof(*q->keys));
+			memmove(q->recs, q->recs + q->head,
+			    (q->end - q->head) * sizeof(*q->recs));
 			pos -= q->head;
 			q->end -= q->head;
 			q->head = 0;
 		} else {
 			q->cap = q->cap == 0 ? 16 : q->cap * 2;
-			q->keys = xreallocarray(q->keys, q->cap, sizeof(*q->keys));
+			q->recs = xreallocarray(q->recs, q->cap, sizeof(*q->recs));
 		}
 	}
-	memmove(q->keys + pos + 1, q->keys + pos, (q->end - pos) * sizeof(*q->keys));
-	q->keys[pos] = key;
+	memmove(q->recs + pos + 1, q->recs + pos, (q->end - pos) * sizeof(*q->recs));
+	q->recs[pos] = *rec;
 	q->end++;
 }
 
@@ -199,32 +209,27 @@ void
 outbox_queue_forget(struct outbox_queue *q, uint64_t key)
 {
 	size_t pos = queue_lower_bound(q, key);
+	struct outbox_seg *seg;
 
-	if (pos == q->end || q->keys[pos] != key)
+	if (pos == q->end || q->recs[pos].key != key)
 		return;
+	seg = q->recs[pos].seg;
 	if (pos == q->head) {
 		q->head++;
 	} else {
-		memmove(q->keys + pos, q->keys + pos + 1,
-		    (q->end - pos - 1) * sizeof(*q->keys));
+		memmove(q->recs + pos, q->recs + pos + 1,
+		    (q->end - pos - 1) * sizeof(*q->recs));
 		q->end--;
 	}
 	if (q->head == q->end) {
 		q->head = q->end = 0;
 	} else if (q->head > 1024 && q->head > (q->end - q->head)) {
-		memmove(q->keys, q->keys + q->head,
-		    (q->end - q->head) * sizeof(*q->keys));
+		memmove(q->recs, q->recs + q->head,
+		    (q->end - q->head) * sizeof(*q->recs));
 		q->end -= q->head;
 		q->head = 0;
 	}
-}
-
-static int
-key_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
+	outbox_seg_unref(q, seg);
 }
 
 static struct outbox_queue *
@@ -253,6 +258,8 @@ queue_get(struct outbox *ob, const char *webhook, const char *trigger)
 	q->webhook = xstrdup(webhook);
 	q->trigger = xstrdup(trigger);
 	q->dir = xasprintf("%s/%s/%s", ob->outbox_dir, webhook, trigger);
+	q->rfd = -1;
+	q->next_seq = 1;
 	if (ob->nqueues == ob->cap) {
 		ob->cap = ob->cap == 0 ? 8 : ob->cap * 2;
 		ob->queues = xreallocarray(ob->queues, ob->cap, sizeof(*ob->queues));
@@ -267,7 +274,8 @@ queue_free(struct outbox_queue *q)
 	free(q->webhook);
 	free(q->trigger);
 	free(q->dir);
-	free(q->keys);
+	outbox_segs_free(q);
+	free(q->recs);
 	free(q->held);
 	free(q);
 }
@@ -347,9 +355,8 @@ outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
     uint32_t epoch, uint32_t uid, const char *body, size_t len, char **error_r)
 {
 	struct outbox_queue *q;
-	uint64_t key = OUTBOX_KEY(epoch, uid);
-	char *tmp;
-	int fd, saved;
+	struct outbox_rec rec;
+	char *err = NULL;
 
 	if (!name_ok(webhook) || !name_ok(trigger)) {
 		*error_r = xasprintf("outbox: unusable webhook/trigger name \"%s\"/\"%s\"",
@@ -361,39 +368,22 @@ outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
 	q = queue_get(ob, webhook, trigger);
 	if (queue_mkdir(ob, q, error_r) < 0)
 		return -1;
-	tmp = outbox_event_path(q, key, ".tmp");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0 && errno == ENOENT) {
-		/* The directory was removed behind our back: recreate it. */
-		q->dir_ready = false;
-		if (queue_mkdir(ob, q, error_r) < 0) {
-			free(tmp);
+	if (outbox_seg_append(q, OUTBOX_KEY(epoch, uid), body, len, &rec, &err) < 0) {
+		if (q->wseg != NULL || access(q->dir, F_OK) == 0 || errno != ENOENT) {
+			*error_r = err;
 			return -1;
 		}
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+		/* The directory was removed behind our back: recreate it. */
+		free(err);
+		q->dir_ready = false;
+		if (queue_mkdir(ob, q, error_r) < 0)
+			return -1;
+		if (outbox_seg_append(q, OUTBOX_KEY(epoch, uid), body, len, &rec,
+		    error_r) < 0)
+			return -1;
 	}
-	if (fd < 0) {
-		*error_r = xasprintf("outbox: cannot create %s: %s", tmp, strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	if (write_full(fd, body, len) < 0) {
-		saved = errno;
-		close(fd);
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		saved = errno;
-		goto fail;
-	}
-	free(tmp);
-	list_add(&ob->pending, q, key);
+	list_add(&ob->pending, q, &rec, ob->order++);
 	return 0;
-fail:
-	unlink(tmp);
-	*error_r = xasprintf("outbox: cannot write %s: %s", tmp, strerror(saved));
-	free(tmp);
-	return -1;
 }
 
 int
@@ -411,44 +401,16 @@ outbox_fsync_path(const char *path, bool dir)
 	return ret;
 }
 
-/*
- * fsyncs the entry's .tmp file, or its final file when an earlier sync that
- * failed later on renamed it already. Both gone (removed behind our back):
- * the entry is dropped with a warning rather than failing every sync.
- */
+/* Renames a written segment to its final name. Gone (removed behind our
+ * back): its entries are dropped with a warning rather than failing every
+ * sync. */
 static int
-sync_entry_data(struct outbox_entry *e, char **error_r)
+seg_rename(struct outbox *ob, struct outbox_queue *q, struct outbox_seg *seg,
+    char **error_r)
 {
-	char *path = outbox_event_path(e->q, e->key, ".tmp");
-	int ret = 0;
-
-	if (outbox_fsync_path(path, false) < 0) {
-		if (errno == ENOENT) {
-			free(path);
-			path = outbox_event_path(e->q, e->key, "");
-			if (outbox_fsync_path(path, false) == 0)
-				goto out;
-			if (errno == ENOENT) {
-				log_warn("outbox: %s vanished before it was synced",
-				    path);
-				e->gone = true;
-				goto out;
-			}
-		}
-		*error_r = xasprintf("outbox: fsync %s: %s", path, strerror(errno));
-		ret = -1;
-	}
-out:
-	free(path);
-	return ret;
-}
-
-static int
-rename_entry(struct outbox_entry *e, char **error_r)
-{
-	char *tmp = outbox_event_path(e->q, e->key, ".tmp");
-	char *final = outbox_event_path(e->q, e->key, "");
-	struct stat st;
+	char *tmp = outbox_seg_path(q, seg, ".tmp");
+	char *final = outbox_seg_path(q, seg, "");
+	size_t i;
 	int ret = 0;
 
 	if (rename(tmp, final) < 0) {
@@ -456,13 +418,20 @@ rename_entry(struct outbox_entry *e, char **error_r)
 			*error_r = xasprintf("outbox: rename %s: %s", tmp,
 			    strerror(errno));
 			ret = -1;
-		} else if (stat(final, &st) < 0) {
-			if (!e->gone)
-				log_warn("outbox: %s vanished before it was synced",
-				    final);
-			e->gone = true;
+			goto out;
+		}
+		log_warn("outbox: %s vanished before it was synced", tmp);
+		for (i = 0; i < ob->pending.count; i++) {
+			if (ob->pending.v[i].rec.seg == seg)
+				ob->pending.v[i].gone = true;
 		}
 	}
+	seg->writing = false;
+	close(seg->wfd);
+	seg->wfd = -1;
+	if (q->wseg == seg)
+		q->wseg = NULL;
+out:
 	free(tmp);
 	free(final);
 	return ret;
@@ -501,52 +470,104 @@ sync_dirs(struct outbox *ob, char **error_r)
 	return 0;
 }
 
+/* The segments the pending puts are in that are still being written. */
+static struct outbox_seg **
+sync_segments(struct outbox *ob, size_t *count_r)
+{
+	struct outbox_seg **v = xreallocarray(NULL, ob->pending.count, sizeof(*v));
+	size_t i, n = 0;
+
+	for (i = 0; i < ob->pending.count; i++) {
+		struct outbox_seg *seg = ob->pending.v[i].rec.seg;
+
+		if (seg->writing && !seg->mark) {
+			seg->mark = true;
+			v[n++] = seg;
+		}
+	}
+	for (i = 0; i < n; i++)
+		v[i]->mark = false;
+	*count_r = n;
+	return v;
+}
+
+static struct outbox_queue *
+seg_queue(const struct outbox *ob, const struct outbox_seg *seg)
+{
+	size_t i;
+
+	for (i = 0; i < ob->pending.count; i++) {
+		if (ob->pending.v[i].rec.seg == seg)
+			return ob->pending.v[i].q;
+	}
+	return NULL;
+}
+
+static int
+do_syncfs(struct outbox *ob, char **error_r)
+{
+	if (syncfs(ob->dirfd) == 0)
+		return 0;
+	*error_r = xasprintf("outbox: syncfs %s: %s", ob->outbox_dir, strerror(errno));
+	return -1;
+}
+
 int
 outbox_sync(struct outbox *ob, char **error_r)
 {
+	struct outbox_seg **segs;
 	bool use_syncfs;
-	size_t i;
+	size_t i, nsegs;
+	int ret = -1;
 
 	if (ob->pending.count == 0)
 		return 0;
 	list_unique(&ob->pending);
-	use_syncfs = ob->pending.count > OUTBOX_SYNCFS_MIN;
+	segs = sync_segments(ob, &nsegs);
+	use_syncfs = nsegs > OUTBOX_SYNCFS_MIN;
 	/* 1. The data. */
 	if (use_syncfs) {
-		if (syncfs(ob->dirfd) < 0) {
-			*error_r = xasprintf("outbox: syncfs %s: %s",
-			    ob->outbox_dir, strerror(errno));
-			return -1;
-		}
+		if (do_syncfs(ob, error_r) < 0)
+			goto out;
 	} else {
-		for (i = 0; i < ob->pending.count; i++) {
-			if (sync_entry_data(&ob->pending.v[i], error_r) < 0)
-				return -1;
+		for (i = 0; i < nsegs; i++) {
+			if (fsync(segs[i]->wfd) < 0) {
+				char *path = outbox_seg_path(seg_queue(ob, segs[i]),
+				    segs[i], ".tmp");
+
+				*error_r = xasprintf("outbox: fsync %s: %s", path,
+				    strerror(errno));
+				free(path);
+				goto out;
+			}
 		}
 	}
 	/* 2. The names. */
-	for (i = 0; i < ob->pending.count; i++) {
-		if (rename_entry(&ob->pending.v[i], error_r) < 0)
-			return -1;
+	for (i = 0; i < nsegs; i++) {
+		if (seg_rename(ob, seg_queue(ob, segs[i]), segs[i], error_r) < 0)
+			goto out;
 	}
 	/* 3. The directories. */
 	if (use_syncfs) {
-		if (syncfs(ob->dirfd) < 0) {
-			*error_r = xasprintf("outbox: syncfs %s: %s",
-			    ob->outbox_dir, strerror(errno));
-			return -1;
-		}
+		if (do_syncfs(ob, error_r) < 0)
+			goto out;
 	} else if (sync_dirs(ob, error_r) < 0) {
-		return -1;
+		goto out;
 	}
 	for (i = 0; i < ob->pending.count; i++) {
-		ob->pending.v[i].q->dir_fresh = false;
-		if (!ob->pending.v[i].gone)
-			list_add(&ob->synced, ob->pending.v[i].q,
-			    ob->pending.v[i].key);
+		struct outbox_entry *e = &ob->pending.v[i];
+
+		e->q->dir_fresh = false;
+		if (e->gone)
+			outbox_seg_unref(e->q, e->rec.seg);
+		else
+			list_add(&ob->synced, e->q, &e->rec, e->order);
 	}
 	ob->pending.count = 0;
-	return 0;
+	ret = 0;
+out:
+	free(segs);
+	return ret;
 }
 
 void
@@ -556,20 +577,24 @@ outbox_commit(struct outbox *ob)
 
 	for (i = 0; i < ob->synced.count; i++) {
 		struct outbox_queue *q = ob->synced.v[i].q;
-		uint64_t key = ob->synced.v[i].key;
+		const struct outbox_rec *rec = &ob->synced.v[i].rec;
 		size_t k;
 
-		queue_insert(q, key);
+		queue_insert(q, rec);
 		/* held events up to this key go now, in key order with it: the
-		 * same key was written again (one entry), a smaller one was not
-		 * (its mail expunged meanwhile) but is owed before this one */
+		 * same key was written again (one entry, the new one), a smaller
+		 * one was not (its mail expunged meanwhile) but is owed before
+		 * this one */
 		for (k = 0; k < q->nheld;) {
-			if (q->held[k] <= key) {
-				queue_insert(q, q->held[k]);
-				q->held[k] = q->held[--q->nheld];
-			} else {
+			if (q->held[k].key > rec->key) {
 				k++;
+				continue;
 			}
+			if (q->held[k].key == rec->key)
+				outbox_seg_unref(q, q->held[k].seg);
+			else
+				queue_insert(q, &q->held[k]);
+			q->held[k] = q->held[--q->nheld];
 		}
 	}
 	ob->synced.count = 0;
@@ -627,42 +652,8 @@ outbox_queue_head(const struct outbox_queue *q, uint64_t *key_r)
 {
 	if (q->head == q->end)
 		return false;
-	*key_r = q->keys[q->head];
+	*key_r = q->recs[q->head].key;
 	return true;
-}
-
-int
-outbox_read(const struct outbox_queue *q, uint64_t key, char **body_r,
-    size_t *len_r, char **error_r)
-{
-	char *path = outbox_event_path(q, key, "");
-	int saved;
-
-	if (read_file(path, OUTBOX_MAX_BODY, body_r, len_r) < 0) {
-		saved = errno;
-		*error_r = xasprintf("cannot read %s: %s", path, strerror(saved));
-		free(path);
-		errno = saved;
-		return -1;
-	}
-	free(path);
-	return 0;
-}
-
-int
-outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r)
-{
-	char *path = outbox_event_path(q, key, "");
-	int ret = 0;
-
-	outbox_queue_forget(q, key);
-	if (unlink(path) < 0 && errno != ENOENT) {
-		*error_r = xasprintf("outbox: cannot remove %s: %s", path,
-		    strerror(errno));
-		ret = -1;
-	}
-	free(path);
-	return ret;
 }
 
 size_t
@@ -676,12 +667,12 @@ outbox_hold_after(struct outbox *ob, const char *trigger, uint64_t after)
 		if (strcmp(q->trigger, trigger) != 0)
 			continue;
 		/* keys are sorted: the ones above after are at the end */
-		while (q->end > q->head && q->keys[q->end - 1] > after) {
+		while (q->end > q->head && q->recs[q->end - 1].key > after) {
 			if (q->nheld == q->held_cap) {
 				q->held_cap = q->held_cap == 0 ? 16 : q->held_cap * 2;
 				q->held = xreallocarray(q->held, q->held_cap, sizeof(*q->held));
 			}
-			q->held[q->nheld++] = q->keys[--q->end];
+			q->held[q->nheld++] = q->recs[--q->end];
 			held++;
 		}
 	}
@@ -699,56 +690,22 @@ outbox_release(struct outbox *ob, const char *trigger)
 		if (q->nheld == 0 || strcmp(q->trigger, trigger) != 0)
 			continue;
 		for (k = 0; k < q->nheld; k++)
-			queue_insert(q, q->held[k]);
+			queue_insert(q, &q->held[k]);
 		released += q->nheld;
 		q->nheld = 0;
 	}
 	return released;
 }
 
-/* Loads one queue directory: removes *.tmp, collects keys. */
+/* Loads one queue directory. */
 static int
 scan_queue(struct outbox *ob, const char *webhook, const char *trigger,
     char **error_r)
 {
-	struct outbox_queue *q;
-	struct dirent *de;
-	DIR *d;
-	uint64_t key;
-	size_t len;
+	struct outbox_queue *q = queue_get(ob, webhook, trigger);
 
-	q = queue_get(ob, webhook, trigger);
 	q->dir_ready = true;
-	d = opendir(q->dir);
-	if (d == NULL) {
-		*error_r = xasprintf("outbox: cannot open %s: %s", q->dir,
-		    strerror(errno));
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		len = strlen(de->d_name);
-		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
-			if (unlinkat(dirfd(d), de->d_name, 0) < 0)
-				log_warn("outbox: cannot remove %s/%s: %s", q->dir,
-				    de->d_name, strerror(errno));
-			continue;
-		}
-		if (key_parse(de->d_name, &key) < 0) {
-			log_warn("outbox: ignoring %s/%s", q->dir, de->d_name);
-			continue;
-		}
-		if (q->end == q->cap) {
-			q->cap = q->cap == 0 ? 16 : q->cap * 2;
-			q->keys = xreallocarray(q->keys, q->cap, sizeof(*q->keys));
-		}
-		q->keys[q->end++] = key;
-	}
-	closedir(d);
-	if (q->end > 1)
-		qsort(q->keys, q->end, sizeof(*q->keys), key_cmp);
-	return 0;
+	return outbox_seg_scan(q, error_r);
 }
 
 static bool

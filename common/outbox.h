@@ -2,29 +2,46 @@
  * outbox: the durable queue of webhook requests.
  *
  * Layout under state_dir:
- *   outbox/<webhook>/<trigger>/<key>.json    an event waiting for delivery
+ *   outbox/<webhook>/<trigger>/<seq>.seg     events waiting for delivery
  *   dead/<webhook>/<trigger>/<key>.json      a dead letter, beside
  *   dead/<webhook>/<trigger>/<key>.reason    one line: why it died
- * where key = "%08x-%010u" of (epoch, uid), so that file names sort in
- * delivery order (a mailbox.reset event uses uid 0 of the new epoch and so
- * precedes that epoch's mail). A file holds exactly the JSON body to POST.
+ * where key = "%08x-%010u" of (epoch, uid): events are delivered in key
+ * order per queue (a mailbox.reset event uses uid 0 of the new epoch and so
+ * precedes that epoch's mail), and seq = "%016llx" numbers a queue's
+ * segment files in the order they were written.
+ *
+ * A segment holds the events one sync wrote for one (webhook, trigger)
+ * queue, each as a record:
+ *   "P 00000001-0000000042 0000001234\n" <1234 bytes of JSON body> "\n"
+ * The first byte turns from 'P' (pending) to 'D' (done) when the event is
+ * delivered or buried (one pwrite of one byte), and the file is removed
+ * when its last record is done. When a key occurs more than once (a put of
+ * a key already queued), the record written last wins: the one in the
+ * highest-numbered segment, at the highest offset. A segment that holds a
+ * bad record (damaged on disk) keeps the records before it and is never
+ * removed, so nothing is thrown away unseen. Files "<key>.json" holding one
+ * body each (the layout before segments) are read and delivered too.
  *
  * One queue per (webhook, trigger). In memory a queue is a sorted array of
- * 64-bit keys (epoch << 32 | uid); bodies stay on disk and are read when
+ * (key, segment, offset, length); bodies stay on disk and are read when
  * sent.
  *
- * Life of an event: outbox_put() writes "<key>.json.tmp" (complete, not yet
- * durable, invisible to a restart: leftover .tmp files are removed by
- * outbox_open). outbox_sync() makes the data durable, renames every .tmp to
- * "<key>.json" and makes the names durable; after it returns 0 a power cut
- * keeps every put. outbox_commit() then makes the synced events
- * deliverable. A put, sync or commit of a key that is already queued
- * replaces the file and keeps one entry (puts are idempotent).
+ * Life of an event: outbox_put() appends the record to its queue's
+ * "<seq>.seg.tmp" (complete, not yet durable, invisible to a restart:
+ * leftover .tmp files are removed by outbox_open). outbox_sync() makes the
+ * data durable, renames every such segment to "<seq>.seg" and makes the
+ * names durable; after it returns 0 a power cut keeps every put.
+ * outbox_commit() then makes the synced events deliverable. A put, sync or
+ * commit of a key that is already queued keeps one entry, the new body
+ * (puts are idempotent).
  *
  * Durability strategy (measured, see outbox.c): a sync of up to
- * OUTBOX_SYNCFS_MIN files fsyncs each file and each touched directory; a
- * larger sync uses two syncfs(2) calls on the state directory's file system
- * (data, then names), which costs the same for 1 or 100,000 files.
+ * OUTBOX_SYNCFS_MIN segment files fsyncs each file and each touched
+ * directory; a larger sync uses two syncfs(2) calls on the state
+ * directory's file system (data, then names), which costs the same for 1 or
+ * 100,000 files. Marking an event done is not synced: after a power cut an
+ * event may be delivered again (at least once), after a crash of the
+ * daemon alone it is not.
  *
  * Webhook and trigger names become directory names: they must be non-empty,
  * at most 200 bytes, without '/', and not "." or "..".
@@ -39,12 +56,12 @@
 struct outbox;
 struct outbox_queue;
 
-/* Batches larger than this are synced with syncfs(2) instead of fsync(2)s. */
+/* Syncs of more segment files than this use syncfs(2) instead of fsync(2)s. */
 #define OUTBOX_SYNCFS_MIN 8
 /* Free bytes a put leaves on the file system, for the state written after
  * it (outbox_put fails with ENOSPC's message rather than eat into them). */
 #define OUTBOX_RESERVE (64u * 1024)
-/* Largest event file outbox_read() accepts. */
+/* Largest body outbox_read() returns (a larger one is buried unread). */
 #define OUTBOX_MAX_BODY (64u * 1024 * 1024)
 /* Length of a key name "00000003-0000000042" plus its NUL. */
 #define OUTBOX_KEY_NAME_LEN 20
@@ -64,8 +81,9 @@ struct outbox *outbox_open(const char *state_dir, char **error_r);
 void outbox_free(struct outbox **ob);
 
 /*
- * Writes body as event (epoch, uid) of the queue (webhook, trigger):
- * "<key>.json.tmp" in the queue directory (created when missing). Not
+ * Writes body as event (epoch, uid) of the queue (webhook, trigger): a
+ * record appended to the queue's segment being written, "<seq>.seg.tmp" in
+ * the queue directory (created when missing). Not
  * durable nor deliverable until outbox_sync() and outbox_commit(). Returns
  * 0, or -1 with a malloc'd message in *error_r (ENOSPC, less than
  * OUTBOX_RESERVE bytes would stay free, a bad name...);
@@ -119,23 +137,26 @@ size_t outbox_queue_depth(const struct outbox_queue *q);
 /* The smallest deliverable key: true and *key_r, or false when empty. */
 bool outbox_queue_head(const struct outbox_queue *q, uint64_t *key_r);
 /*
- * Reads the body of event key (at most OUTBOX_MAX_BODY bytes). Returns 0
- * with a malloc'd NUL-terminated buffer in *body_r and its length in
- * *len_r, or -1 with errno set (ENOENT: the file is gone; EFBIG: too large)
- * and a malloc'd message in *error_r.
+ * Reads the body of deliverable event key (at most OUTBOX_MAX_BODY bytes).
+ * Returns 0 with a malloc'd NUL-terminated buffer in *body_r and its length
+ * in *len_r, or -1 with errno set (ENOENT: the file or the key is gone;
+ * EFBIG: too large; EBADMSG: the record on disk is damaged) and a malloc'd
+ * message in *error_r.
  */
-int outbox_read(const struct outbox_queue *q, uint64_t key, char **body_r,
+int outbox_read(struct outbox_queue *q, uint64_t key, char **body_r,
     size_t *len_r, char **error_r);
 /*
- * Delivered: unlinks the event's file and forgets the key. A file already
- * gone is fine. Returns 0, or -1 with a message when unlink failed (the key
- * is forgotten anyway, so a restart would deliver it again).
+ * Delivered: marks the event's record done (and removes its segment when
+ * that was the last record queued in it) and forgets the key. A file
+ * already gone is fine. Returns 0, or -1 with a message when the mark could
+ * not be written (the key is forgotten anyway, so a restart would deliver
+ * it again).
  */
 int outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r);
 /*
- * Moves the event to dead letters with reason (one line: control bytes and
- * invalid UTF-8 are replaced) written beside it as <key>.reason, and forgets
- * the key. Returns 0, or -1 with a malloc'd message in *error_r and the
+ * Copies the event to dead letters as <key>.json (nothing when its record
+ * cannot be read) with reason (one line: control bytes and invalid UTF-8 are
+ * replaced) beside it as <key>.reason, then removes it as outbox_remove does. Returns 0, or -1 with a malloc'd message in *error_r and the
  * event still queued. *path_r (may be NULL) gets the dead letter's path.
  */
 int outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,

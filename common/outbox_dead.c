@@ -36,9 +36,9 @@ outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
     const char *reason, char **path_r, char **error_r)
 {
 	char name[OUTBOX_KEY_NAME_LEN];
-	char *dir, *src, *dst = NULL, *rpath = NULL, *line, *text;
+	char *dir, *dst = NULL, *rpath = NULL, *line, *text, *err = NULL;
 	bool created;
-	int ret = -1;
+	int ret = -1, copied;
 
 	outbox_key_name(key, name);
 	dir = xasprintf("%s/%s", ob->dead_dir, q->webhook);
@@ -52,7 +52,6 @@ outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
 		(void)outbox_fsync_path(ob->dead_dir, true);
 	free(dir);
 	dir = xasprintf("%s/%s/%s", ob->dead_dir, q->webhook, q->trigger);
-	src = outbox_event_path(q, key, "");
 	if (outbox_mkdir_one(dir, &created) < 0) {
 		*error_r = xasprintf("outbox: cannot create %s: %s", dir,
 		    strerror(errno));
@@ -76,25 +75,27 @@ outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
 		goto out;
 	}
 	free(text);
-	if (rename(src, dst) < 0) {
-		if (errno != ENOENT) {
-			*error_r = xasprintf("outbox: cannot move %s to %s: %s",
-			    src, dst, strerror(errno));
-			goto out;
-		}
-	} else if (outbox_fsync_path(dir, true) < 0) {
-		/* The move happened; only its durability is in doubt. */
+	/* an unreadable body leaves the reason alone */
+	copied = outbox_seg_copy(q, key, dst, error_r);
+	if (copied < 0)
+		goto out;
+	if (outbox_fsync_path(dir, true) < 0)
 		log_warn("outbox: fsync %s: %s", dir, strerror(errno));
+	if (outbox_remove(q, key, &err) < 0) {
+		/* buried; only a restart would deliver it again */
+		log_warn("%s", err);
+		free(err);
 	}
-	outbox_queue_forget(q, key);
-	if (path_r != NULL) {
+	if (path_r != NULL && copied == 0) {
 		*path_r = dst;
 		dst = NULL;
+	} else if (path_r != NULL) {
+		*path_r = rpath;
+		rpath = NULL;
 	}
 	ret = 0;
 out:
 	free(dir);
-	free(src);
 	free(dst);
 	free(rpath);
 	return ret;

@@ -349,7 +349,7 @@ errno_transient(int e)
 }
 
 /*
- * Starts the queue's head event. Unusable event files go to dead letters on
+ * Starts the queue's head event. Unusable events go to dead letters on
  * the way; stops at the first request started or at a failure.
  */
 static void
@@ -363,7 +363,7 @@ queue_start(struct wh_queue *wq)
 
 	while (outbox_queue_head(wq->q, &key)) {
 		outbox_key_name(key, name);
-		snprintf(what, sizeof(what), "event file %s", name);
+		snprintf(what, sizeof(what), "queued event %s", name);
 		if (outbox_read(wq->q, key, &body, &len, &error) < 0) {
 			e = errno;
 			if (e == ENOENT) {

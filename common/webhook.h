@@ -14,7 +14,7 @@
  *   anything else (other 4xx, 3xx, 1xx)    the event goes to dead letters
  *                                          (see outbox_bury) and the queue
  *                                          goes on with the next one
- * An event file that cannot be read or holds no "id" goes to dead letters.
+ * A queued event that cannot be read or holds no "id" goes to dead letters.
  *
  * Back-off: the n-th consecutive failure of a queue waits
  * step = min(2^(n-1) s, cap) plus up to 25 % random jitter (never beyond

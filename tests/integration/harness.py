@@ -1948,10 +1948,67 @@ class ImapGate:
             conn["hold"] = False
 
 
+class QueuedEvent:
+    """One event waiting in the outbox: name "<key>.json" (the key as the
+    daemon writes it, "%08x-%010u" of epoch and UID), queue (webhook,
+    trigger) and its body."""
+
+    def __init__(self, webhook, trigger, key, body):
+        self.webhook, self.trigger, self.key, self.body = webhook, trigger, key, body
+        self.name = key + ".json"
+
+    def read_bytes(self):
+        return self.body
+
+    def read_text(self):
+        return self.body.decode()
+
+    def __repr__(self):
+        return "QueuedEvent(%s/%s/%s)" % (self.webhook, self.trigger, self.key)
+
+
+SEGMENT_HEADER = re.compile(rb"([PD]) ([0-9a-f]{8}-[0-9]{10}) ([0-9]{10})\n")
+
+
+def read_segment(path):
+    """The records of one outbox segment file (common/outbox.h):
+    [(state, key, body)] in file order; stops at a bad record."""
+    data, records, off = Path(path).read_bytes(), [], 0
+    while off < len(data):
+        m = SEGMENT_HEADER.match(data, off)
+        if not m:
+            break
+        start = m.end()
+        end = start + int(m.group(3))
+        if end >= len(data) or data[end:end + 1] != b"\n":
+            break
+        records.append((m.group(1).decode(), m.group(2).decode(), data[start:end]))
+        off = end + 1
+    return records
+
+
 def queued_files(state_dir, webhook="*", trigger="*"):
-    """The event files waiting in state_dir/outbox/WEBHOOK/TRIGGER/, sorted
-    by name (that is, in delivery order per queue)."""
-    return sorted(Path(state_dir).glob("outbox/%s/%s/*.json" % (webhook, trigger)))
+    """The events waiting in state_dir/outbox/WEBHOOK/TRIGGER/ (segment
+    files, and single-event "<key>.json" files of the layout before them),
+    read the way the daemon loads them: per key the record written last
+    wins, and only pending ones count. Sorted by (webhook, trigger, key),
+    that is, in delivery order per queue."""
+    out = []
+    for qdir in sorted(Path(state_dir).glob("outbox/%s/%s" % (webhook, trigger))):
+        if not qdir.is_dir():
+            continue
+        latest = {}
+        for f in sorted(qdir.iterdir()):
+            if re.fullmatch(r"[0-9a-f]{16}\.seg", f.name):
+                for state, key, body in read_segment(f):
+                    latest[key] = (state, body)
+            elif re.fullmatch(r"[0-9a-f]{8}-[0-9]{10}\.json", f.name):
+                latest.setdefault(f.name[:-5], ("P", f.read_bytes()))
+        for key in sorted(latest):
+            state, body = latest[key]
+            if state == "P":
+                out.append(QueuedEvent(qdir.parent.name, qdir.name, key, body))
+    return out
 
 
 def dead_letters(state_dir, webhook="*", trigger="*"):

@@ -65,6 +65,37 @@ count_files(const char *sub, const char *webhook, const char *trigger)
 	return n;
 }
 
+/* Byte off of tmpdir/rel, or -1. */
+static int
+file_byte(const char *rel, off_t off)
+{
+	char *path = xasprintf("%s/%s", tmpdir, rel);
+	unsigned char c;
+	FILE *f = fopen(path, "rb");
+	int ret = -1;
+
+	free(path);
+	if (f == NULL)
+		return -1;
+	if (fseeko(f, off, SEEK_SET) == 0 && fread(&c, 1, 1, f) == 1)
+		ret = c;
+	fclose(f);
+	return ret;
+}
+
+/* Writes data to tmpdir/rel. */
+static void
+write_rel(const char *rel, const char *data, size_t len)
+{
+	char *path = xasprintf("%s/%s", tmpdir, rel);
+	FILE *f = fopen(path, "wb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+	free(path);
+}
+
 static void
 put(struct outbox *ob, const char *webhook, const char *trigger,
     uint32_t epoch, uint32_t uid)
@@ -142,16 +173,19 @@ START_TEST(test_put_sync_commit)
 	put(ob, "crm", "inbox", 1, 5);
 	put(ob, "crm", "inbox", 1, 6);
 	put(ob, "log", "inbox", 1, 5);
-	/* Written but neither final nor deliverable. */
-	ck_assert(exists("outbox/crm/inbox/00000001-0000000005.json.tmp"));
-	ck_assert(!exists("outbox/crm/inbox/00000001-0000000005.json"));
+	/* Written but neither final nor deliverable: one segment per queue. */
+	ck_assert(exists("outbox/crm/inbox/0000000000000001.seg.tmp"));
+	ck_assert(!exists("outbox/crm/inbox/0000000000000001.seg"));
+	ck_assert(exists("outbox/log/inbox/0000000000000001.seg.tmp"));
+	ck_assert_int_eq(count_files("outbox", "crm", "inbox"), 1);
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
 	/* Commit without sync changes nothing. */
 	outbox_commit(ob);
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
 	ck_assert_int_eq(outbox_sync(ob, &error), 0);
-	ck_assert(exists("outbox/crm/inbox/00000001-0000000005.json"));
-	ck_assert(!exists("outbox/crm/inbox/00000001-0000000005.json.tmp"));
+	ck_assert(exists("outbox/crm/inbox/0000000000000001.seg"));
+	ck_assert(!exists("outbox/crm/inbox/0000000000000001.seg.tmp"));
+	ck_assert_int_eq(file_byte("outbox/crm/inbox/0000000000000001.seg", 0), 'P');
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
 	outbox_commit(ob);
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 3);
@@ -173,17 +207,23 @@ START_TEST(test_put_sync_commit)
 	ck_assert_uint_eq(len, strlen(body));
 	free(body);
 	ck_assert_int_eq(outbox_remove(q, key, &error), 0);
-	ck_assert(!exists("outbox/crm/inbox/00000001-0000000005.json"));
+	/* done: marked in place, the segment stays for (1, 6) */
+	ck_assert_int_eq(file_byte("outbox/crm/inbox/0000000000000001.seg", 0), 'D');
 	ck_assert_uint_eq(outbox_depth(ob, "crm", NULL), 1);
 	/* Removing a key twice is harmless. */
 	ck_assert_int_eq(outbox_remove(q, key, &error), 0);
 	ck_assert_uint_eq(outbox_depth(ob, "crm", NULL), 1);
-	/* Reading a vanished file says ENOENT. */
+	/* The mark holds across a restart; reading a vanished file says
+	 * ENOENT. */
+	outbox_free(&ob);
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", NULL), 1);
+	q = find_queue(ob, "crm", "inbox");
 	ck_assert(outbox_queue_head(q, &key));
 	ck_assert_int_eq(OUTBOX_KEY_UID(key), 6);
-	ck_assert(exists("outbox/crm/inbox/00000001-0000000006.json"));
 	{
-		char *path = xasprintf("%s/outbox/crm/inbox/00000001-0000000006.json", tmpdir);
+		char *path = xasprintf("%s/outbox/crm/inbox/0000000000000001.seg", tmpdir);
 
 		ck_assert_int_eq(unlink(path), 0);
 		free(path);
@@ -273,14 +313,27 @@ START_TEST(test_big_batch_syncfs)
 
 	ob = outbox_open(tmpdir, &error);
 	ck_assert_ptr_nonnull(ob);
+	/* more segments than OUTBOX_SYNCFS_MIN: one per trigger */
 	for (uid = 200; uid > 0; uid--)
-		put(ob, "crm", "big", 1, uid);
+		put(ob, "crm", uid % 10 == 0 ? "big" : "other", 1, uid);
+	for (uid = 1; uid <= OUTBOX_SYNCFS_MIN + 1; uid++) {
+		char trigger[16];
+
+		snprintf(trigger, sizeof(trigger), "t%u", uid);
+		put(ob, "crm", trigger, 1, 1);
+	}
 	sync_commit(ob);
-	ck_assert_int_eq(count_files("outbox", "crm", "big"), 200);
-	q = find_queue(ob, "crm", "big");
-	ck_assert_uint_eq(outbox_queue_depth(q), 200);
-	for (uid = 1; uid <= 200; uid++)
-		pop_expect(q, 1, uid);
+	ck_assert_int_eq(count_files("outbox", "crm", "big"), 1);
+	ck_assert_int_eq(count_files("outbox", "crm", "other"), 1);
+	ck_assert_int_eq(count_files("outbox", "crm", "t9"), 1);
+	q = find_queue(ob, "crm", "other");
+	ck_assert_uint_eq(outbox_queue_depth(q), 180);
+	for (uid = 1; uid <= 200; uid++) {
+		if (uid % 10 != 0)
+			pop_expect(q, 1, uid);
+	}
+	ck_assert_int_eq(count_files("outbox", "crm", "other"), 0);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 20 + OUTBOX_SYNCFS_MIN + 1);
 	outbox_free(&ob);
 }
 END_TEST
@@ -303,7 +356,7 @@ START_TEST(test_reopen_after_crash)
 	ck_assert_int_eq(outbox_sync(ob, &error), 0);
 	/* Put, never synced: lost with the crash. */
 	put(ob, "crm", "t", 1, 20);
-	ck_assert(exists("outbox/crm/t/00000001-0000000020.json.tmp"));
+	ck_assert(exists("outbox/crm/t/0000000000000003.seg.tmp"));
 	/* Debris: a stray tmp and a file that is not an event. */
 	path = xasprintf("%s/outbox/crm/t/00000001-0000000099.json.tmp", tmpdir);
 	f = fopen(path, "w");
@@ -322,7 +375,7 @@ START_TEST(test_reopen_after_crash)
 	ck_assert_msg(ob != NULL, "%s", error);
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 4);
 	ck_assert_uint_eq(outbox_depth(ob, "ops", "u"), 1);
-	ck_assert(!exists("outbox/crm/t/00000001-0000000020.json.tmp"));
+	ck_assert(!exists("outbox/crm/t/0000000000000003.seg.tmp"));
 	ck_assert(!exists("outbox/crm/t/00000001-0000000099.json.tmp"));
 	ck_assert(exists("outbox/crm/t/README"));
 	q = find_queue(ob, "crm", "t");
@@ -358,7 +411,7 @@ START_TEST(test_bury)
 	ck_assert_str_eq(data, "{\"id\":\"t:2:8\",\"webhook\":\"crm\"}");
 	free(data);
 	free(path);
-	ck_assert(!exists("outbox/crm/t/00000002-0000000008.json"));
+	ck_assert_int_eq(file_byte("outbox/crm/t/0000000000000001.seg", 0), 'D');
 	path = xasprintf("%s/dead/crm/t/00000002-0000000008.reason", tmpdir);
 	ck_assert_int_eq(read_file(path, 4096, &data, &len), 0);
 	/* One line, control bytes blanked, invalid UTF-8 replaced. */
@@ -372,6 +425,7 @@ START_TEST(test_bury)
 	ob = outbox_open(tmpdir, &error);
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
 	ck_assert_int_eq(count_files("dead", "crm", "t"), 2);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
 	outbox_free(&ob);
 }
 END_TEST
@@ -423,12 +477,28 @@ START_TEST(test_put_fails_cleanly)
 	ck_assert_ptr_nonnull(strstr(error, "File too large"));
 	free(error);
 	error = NULL;
-	ck_assert(!exists("outbox/crm/t/00000001-0000000002.json.tmp"));
-	ck_assert(!exists("outbox/crm/t/00000001-0000000002.json"));
-	/* The rest of the batch is unharmed. */
+	/* The rest of the batch is unharmed, and no torn record follows it:
+	 * after a restart the segment holds one good record (a bad one would
+	 * keep the file for ever). */
 	sync_commit(ob);
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
 	ck_assert_int_eq(count_files("outbox", "crm", "t"), 1);
+	outbox_free(&ob);
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
+	pop_expect(find_queue(ob, "crm", "t"), 1, 1);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
+	/* The first put of a segment that fails leaves no file at all. */
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	ck_assert_int_eq(outbox_put(ob, "crm", "t", 1, 2, big, sizeof(big), &error), -1);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	free(error);
+	error = NULL;
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
+	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+	put(ob, "crm", "t", 1, 1);
+	sync_commit(ob);
 
 	/* Names that would escape or are empty. */
 	ck_assert_int_eq(outbox_put(ob, "..", "t", 1, 1, "{}", 2, &error), -1);
@@ -459,7 +529,7 @@ START_TEST(test_queue_dir_recreated)
 	free(cmd);
 	put(ob, "crm", "t", 1, 2);
 	sync_commit(ob);
-	ck_assert(exists("outbox/crm/t/00000001-0000000002.json"));
+	ck_assert(exists("outbox/crm/t/0000000000000002.seg"));
 	ck_assert_int_eq(count_files("outbox", "crm", "t"), 1);
 	outbox_free(&ob);
 }
@@ -495,8 +565,8 @@ START_TEST(test_hold_and_release)
 	ck_assert_uint_eq(outbox_depth(ob, "ops", "t"), 1);
 	ck_assert_uint_eq(outbox_depth(ob, "crm", "u"), 1);
 	/* held, not gone */
-	ck_assert(exists("outbox/crm/t/00000002-0000000000.json"));
-	ck_assert(exists("outbox/ops/t/00000001-0000000008.json"));
+	ck_assert(exists("outbox/crm/t/0000000000000001.seg"));
+	ck_assert(exists("outbox/ops/t/0000000000000001.seg"));
 	/* the poll writes (1, 8) again for both webhooks */
 	put(ob, "crm", "t", 1, 8);
 	put(ob, "ops", "t", 1, 8);
@@ -518,6 +588,12 @@ START_TEST(test_hold_and_release)
 	pop_expect(q, 1, 8);
 	pop_expect(q, 2, 0);
 	ck_assert_uint_eq(outbox_queue_depth(q), 0);
+	/* the segments of the replaced records are gone with the last one */
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
+	q = find_queue(ob, "ops", "t");
+	pop_expect(q, 1, 7);
+	pop_expect(q, 1, 8);
+	ck_assert_int_eq(count_files("outbox", "ops", "t"), 0);
 	outbox_free(&ob);
 }
 END_TEST
@@ -553,6 +629,124 @@ START_TEST(test_held_below_a_commit_goes_in_order)
 }
 END_TEST
 
+/* What a restart finds (no clean shutdown: outbox_free writes nothing):
+ * delivered records stay delivered, a key written again is there once
+ * with its last body, one delivered and then written again is queued. */
+START_TEST(test_restart_sees_marks_and_replacements)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL, *body;
+	size_t len;
+	uint64_t key;
+	uint32_t uid;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	for (uid = 1; uid <= 5; uid++)
+		put(ob, "crm", "t", 1, uid);
+	sync_commit(ob);
+	q = find_queue(ob, "crm", "t");
+	pop_expect(q, 1, 1);
+	pop_expect(q, 1, 2);
+	/* (1, 2) delivered, then written again (a poll after a crash);
+	 * (1, 4) replaced before delivery */
+	ck_assert_int_eq(outbox_put(ob, "crm", "t", 1, 2, "two again", 9, &error), 0);
+	ck_assert_int_eq(outbox_put(ob, "crm", "t", 1, 4, "four again", 10, &error), 0);
+	sync_commit(ob);
+	ck_assert_uint_eq(outbox_queue_depth(q), 4);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 2);
+	outbox_free(&ob);
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	q = find_queue(ob, "crm", "t");
+	ck_assert_uint_eq(outbox_queue_depth(q), 4);
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_int_eq(outbox_read(q, key, &body, &len, &error), 0);
+	ck_assert_str_eq(body, "two again");
+	free(body);
+	pop_expect(q, 1, 2);
+	pop_expect(q, 1, 3);
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_int_eq(outbox_read(q, key, &body, &len, &error), 0);
+	ck_assert_str_eq(body, "four again");
+	free(body);
+	pop_expect(q, 1, 4);
+	/* every record of the second segment delivered: its file goes */
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 1);
+	pop_expect(q, 1, 5);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
+	outbox_free(&ob);
+}
+END_TEST
+
+/* A "<key>.json" of the layout before segments is delivered in key order
+ * with the rest; a segment damaged on disk keeps its good records and is
+ * never removed; a record that changed under the index is not sent. */
+START_TEST(test_legacy_and_damaged_files)
+{
+	static const char good[] = "P 00000001-0000000003 0000000005\nthree\n";
+	static const char bad[] = "P 00000001-0000000004 0000000099\nfour\n";
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL, *body, *seg;
+	size_t len;
+	uint64_t key;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	put(ob, "crm", "t", 1, 1);
+	put(ob, "crm", "t", 1, 6);
+	sync_commit(ob);
+	outbox_free(&ob);
+	write_rel("outbox/crm/t/00000001-0000000002.json", "{\"legacy\":2}", 12);
+	seg = xasprintf("%s%s", good, bad);
+	write_rel("outbox/crm/t/00000000000000ff.seg", seg, strlen(seg));
+	free(seg);
+	write_rel("outbox/crm/t/00000000-0000000009.json.tmp", "x", 1);
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	q = find_queue(ob, "crm", "t");
+	ck_assert_uint_eq(outbox_queue_depth(q), 4);
+	pop_expect(q, 1, 1);
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_int_eq(outbox_read(q, key, &body, &len, &error), 0);
+	ck_assert_str_eq(body, "{\"legacy\":2}");
+	free(body);
+	pop_expect(q, 1, 2);
+	ck_assert(!exists("outbox/crm/t/00000001-0000000002.json"));
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_int_eq(outbox_read(q, key, &body, &len, &error), 0);
+	ck_assert_str_eq(body, "three");
+	free(body);
+	pop_expect(q, 1, 3);
+	/* the damaged segment stays, with its record marked done */
+	ck_assert(exists("outbox/crm/t/00000000000000ff.seg"));
+	ck_assert_int_eq(file_byte("outbox/crm/t/00000000000000ff.seg", 0), 'D');
+	/* a record overwritten behind the index is refused (EBADMSG) */
+	write_rel("outbox/crm/t/0000000000000001.seg", "garbage", 7);
+	ck_assert(outbox_queue_head(q, &key));
+	ck_assert_uint_eq(OUTBOX_KEY_UID(key), 6);
+	ck_assert_int_eq(outbox_read(q, key, &body, &len, &error), -1);
+	ck_assert_int_eq(errno, EBADMSG);
+	free(error);
+	error = NULL;
+	/* buried, it leaves the reason only */
+	ck_assert_int_eq(outbox_bury(ob, q, key, "unreadable", &body, &error), 0);
+	ck_assert_ptr_nonnull(strstr(body, "00000001-0000000006.reason"));
+	free(body);
+	ck_assert_int_eq(count_files("dead", "crm", "t"), 1);
+	ck_assert_uint_eq(outbox_queue_depth(q), 0);
+	outbox_free(&ob);
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
+	outbox_free(&ob);
+}
+END_TEST
+
 static Suite *
 outbox_suite(void)
 {
@@ -571,6 +765,8 @@ outbox_suite(void)
 	tcase_add_test(tc, test_hold_and_release);
 	tcase_add_test(tc, test_held_below_a_commit_goes_in_order);
 	tcase_add_test(tc, test_queue_dir_recreated);
+	tcase_add_test(tc, test_restart_sees_marks_and_replacements);
+	tcase_add_test(tc, test_legacy_and_damaged_files);
 	suite_add_tcase(s, tc);
 	return s;
 }
