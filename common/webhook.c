@@ -663,6 +663,8 @@ webhook_sender_free(struct webhook_sender **wsp)
 		}
 		if (wq->retry_ev != NULL)
 			event_free(wq->retry_ev);
+		if (wq->easy != NULL)
+			curl_easy_cleanup(wq->easy);
 		free(wq);
 	}
 	free(ws->queues);

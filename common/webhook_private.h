@@ -50,6 +50,7 @@ struct wh_queue {
 	unsigned failures;      /* consecutive */
 	struct event *retry_ev;
 	struct attempt *attempt;
+	CURL *easy;             /* the last request's handle, for the next */
 };
 
 /* One request in flight. */

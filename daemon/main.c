@@ -247,10 +247,13 @@ daemon_reload(struct daemon *d)
 	d->triggers = ntrig;
 	d->ntriggers = ncfg->ntriggers;
 	for (i = 0; i < ncfg->ntriggers; i++) {
+		if (ntrig[i] == NULL)
+			started++;
+	}
+	for (i = 0; i < ncfg->ntriggers; i++) {
 		if (ntrig[i] == NULL) {
 			ntrig[i] = trigger_new(d, &ncfg->triggers[i]);
-			trigger_start(ntrig[i]);
-			started++;
+			trigger_start(ntrig[i], started);
 		}
 	}
 	d->push = push_new(d);
@@ -537,7 +540,7 @@ main(int argc, char **argv)
 			webhook_sender_drain(d.sender, drained_cb, &d);
 	}
 	for (i = 0; i < d.ntriggers; i++)
-		trigger_start(d.triggers[i]);
+		trigger_start(d.triggers[i], d.ntriggers);
 	if (!d.once)
 		d.push = push_new(&d);
 	if (!d.once)

@@ -47,8 +47,9 @@ void trigger_free(struct trigger **t);
  */
 size_t trigger_hold_unsaved(struct trigger *t);
 /* Schedules the first poll (immediately with --once, else after a small
- * random delay so that triggers do not fire together). */
-void trigger_start(struct trigger *t);
+ * random delay so that the together triggers starting at once do not fire
+ * at the same moment). */
+void trigger_start(struct trigger *t, size_t together);
 /* Stops polling: a poll in progress is abandoned (nothing half-done is
  * persisted: what was not synced is fetched again next time). */
 void trigger_stop(struct trigger *t);

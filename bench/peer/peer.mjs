@@ -4,8 +4,8 @@
 //
 // - one ImapFlow client per account, shared by that account's mailboxes
 //   (mailbox locks serialise them); per mailbox a STATUS (UIDNEXT UIDVALIDITY
-//   MESSAGES) every `interval` seconds (+-5%, first polls spread over up to
-//   2 s), and when UIDNEXT moved, EXAMINE + UID FETCH of the new UIDs in
+//   MESSAGES) every `interval` seconds (+-5%, first polls spread over 0.2 ms
+//   per mailbox, at most 2 s, as imaphook does), and when UIDNEXT moved, EXAMINE + UID FETCH of the new UIDs in
 //   windows of 500 (envelope, flags, size, internal date; with fetchContent
 //   also BODY.PEEK[]<0.maxContentSize> parsed by mailparser);
 // - start_from "all" or "now", UIDVALIDITY change = one mailbox.reset event;
@@ -187,7 +187,8 @@ class Trigger {
     }
 
     start() {
-        this.schedule(Math.random() * Math.min(cfg.interval * 1000, 2000));
+        // imaphook's rule: 0.2 ms per trigger starting, at most 2 s
+        this.schedule(Math.random() * Math.min(cfg.interval * 1000, 2000, triggers.length / 5));
     }
 
     enqueue(ev) {
