@@ -24,6 +24,10 @@
  * write-back errors of the file system that happened since the descriptor
  * was opened; the outbox keeps one descriptor on its directory for that.
  *
+ * These were measured with one file per event; with segments a sync has
+ * one file per queue it touched, so fsync(2) is the usual case and syncfs(2)
+ * the one of many triggers syncing at once.
+ *
  * Correctness: phase 1 makes the .tmp data durable, phase 2 renames, phase
  * 3 makes the directory entries durable; after a crash a name either points
  * at complete data or does not exist (a crash before phase 3 may keep or
@@ -131,7 +135,7 @@ list_unique(struct outbox_list *l)
 	for (i = 0; i < l->count; i++) {
 		if (n > 0 && l->v[n - 1].q == l->v[i].q &&
 		    l->v[n - 1].rec.key == l->v[i].rec.key) {
-			outbox_seg_unref(l->v[n - 1].q, l->v[n - 1].rec.seg);
+			(void)outbox_rec_retire(l->v[n - 1].q, &l->v[n - 1].rec, NULL);
 			l->v[n - 1] = l->v[i];
 			continue;
 		}
@@ -180,7 +184,7 @@ queue_insert(struct outbox_queue *q, const struct outbox_rec *rec)
 
 			q->recs[pos] = *rec;
 			if (old.seg != rec->seg || old.off != rec->off)
-				outbox_seg_unref(q, old.seg);
+				(void)outbox_rec_retire(q, &old, NULL);
 			return;
 		}
 		if (pos == q->head && q->head > 0) {
@@ -209,11 +213,9 @@ void
 outbox_queue_forget(struct outbox_queue *q, uint64_t key)
 {
 	size_t pos = queue_lower_bound(q, key);
-	struct outbox_seg *seg;
 
 	if (pos == q->end || q->recs[pos].key != key)
 		return;
-	seg = q->recs[pos].seg;
 	if (pos == q->head) {
 		q->head++;
 	} else {
@@ -229,7 +231,6 @@ outbox_queue_forget(struct outbox_queue *q, uint64_t key)
 		q->end -= q->head;
 		q->head = 0;
 	}
-	outbox_seg_unref(q, seg);
 }
 
 static struct outbox_queue *
@@ -591,7 +592,7 @@ outbox_commit(struct outbox *ob)
 				continue;
 			}
 			if (q->held[k].key == rec->key)
-				outbox_seg_unref(q, q->held[k].seg);
+				(void)outbox_rec_retire(q, &q->held[k], NULL);
 			else
 				queue_insert(q, &q->held[k]);
 			q->held[k] = q->held[--q->nheld];

@@ -117,6 +117,12 @@ int outbox_seg_append(struct outbox_queue *q, uint64_t key, const char *body,
  * damaged, gone); -1 with a malloc'd message when dst cannot be written. */
 int outbox_seg_copy(struct outbox_queue *q, uint64_t key, const char *dst,
     char **error_r);
+/* A record delivered, buried or replaced by a newer one: marks it done
+ * on disk where a restart could otherwise see it, and unrefs its segment.
+ * 0, or -1 with a malloc'd message in *error_r (logged when error_r is
+ * NULL). */
+int outbox_rec_retire(struct outbox_queue *q, const struct outbox_rec *rec,
+    char **error_r);
 /* Loads the files of q->dir: queued records into q->recs (sorted), .tmp
  * files removed, segments without a queued record removed. */
 int outbox_seg_scan(struct outbox_queue *q, char **error_r);
@@ -125,7 +131,7 @@ int outbox_seg_scan(struct outbox_queue *q, char **error_r);
 
 /* Deliverable record of key in q, or NULL. */
 struct outbox_rec *outbox_queue_find(struct outbox_queue *q, uint64_t key);
-/* Drops key from q's deliverable keys; its record's segment is unref'd. */
+/* Drops key from q's deliverable keys (its record is the caller's). */
 void outbox_queue_forget(struct outbox_queue *q, uint64_t key);
 
 #endif

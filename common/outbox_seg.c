@@ -547,30 +547,45 @@ outbox_read(struct outbox_queue *q, uint64_t key, char **body_r, size_t *len_r,
 }
 
 int
-outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r)
+outbox_rec_retire(struct outbox_queue *q, const struct outbox_rec *rec,
+    char **error_r)
 {
-	struct outbox_rec *rec = outbox_queue_find(q, key);
-	struct outbox_seg *seg;
+	struct outbox_seg *seg = rec->seg;
 	char *where;
 	int fd, ret = 0;
 
-	if (rec == NULL)
-		return 0;
-	seg = rec->seg;
-	/* The last record of a segment goes with its file; any other is
-	 * marked done, so that a restart does not deliver it again. */
-	if (!seg->legacy && (seg->live > 1 || seg->keep)) {
+	/* The last record of a segment goes with its file; one in a segment
+	 * still being written is followed by its replacement in that file
+	 * (the later one wins); any other is marked done, so that a restart
+	 * does not deliver it (again). */
+	if (!seg->legacy && !seg->writing && (seg->live > 1 || seg->keep)) {
 		fd = outbox_seg_fd(q, seg);
 		if ((fd < 0 || pwrite(fd, "D", 1, rec->off) != 1) && errno != ENOENT) {
 			where = rec_where(q, rec);
-			*error_r = xasprintf("outbox: cannot mark %s done: %s", where,
-			    strerror(errno));
+			if (error_r != NULL)
+				*error_r = xasprintf("outbox: cannot mark %s done: %s",
+				    where, strerror(errno));
+			else
+				log_warn("outbox: cannot mark %s done: %s", where,
+				    strerror(errno));
 			free(where);
 			ret = -1;
 		}
 	}
-	outbox_queue_forget(q, key);
+	outbox_seg_unref(q, seg);
 	return ret;
+}
+
+int
+outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r)
+{
+	struct outbox_rec *rec = outbox_queue_find(q, key), copy;
+
+	if (rec == NULL)
+		return 0;
+	copy = *rec;
+	outbox_queue_forget(q, key);
+	return outbox_rec_retire(q, &copy, error_r);
 }
 
 int

@@ -747,6 +747,38 @@ START_TEST(test_legacy_and_damaged_files)
 }
 END_TEST
 
+/* A key written again into a newer segment, delivered from there (that
+ * segment goes with it) while the older one lives on for other events: a
+ * restart must not find the older copy pending, even after a clean stop. */
+START_TEST(test_replaced_record_stays_replaced)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	put(ob, "crm", "t", 1, 1);
+	put(ob, "crm", "t", 1, 2);
+	put(ob, "crm", "t", 1, 3);
+	sync_commit(ob);
+	put(ob, "crm", "t", 1, 2);
+	sync_commit(ob);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 2);
+	q = find_queue(ob, "crm", "t");
+	pop_expect(q, 1, 1);
+	pop_expect(q, 1, 2);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 1);
+	outbox_free(&ob);
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
+	pop_expect(find_queue(ob, "crm", "t"), 1, 3);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
+	outbox_free(&ob);
+}
+END_TEST
+
 static Suite *
 outbox_suite(void)
 {
@@ -767,6 +799,7 @@ outbox_suite(void)
 	tcase_add_test(tc, test_queue_dir_recreated);
 	tcase_add_test(tc, test_restart_sees_marks_and_replacements);
 	tcase_add_test(tc, test_legacy_and_damaged_files);
+	tcase_add_test(tc, test_replaced_record_stays_replaced);
 	suite_add_tcase(s, tc);
 	return s;
 }
