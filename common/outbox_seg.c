@@ -400,6 +400,21 @@ scan_apply(struct outbox_queue *q, struct scan *s)
 		q->recs[q->end++] = s->v[i].rec;
 		s->v[i].rec.seg->live++;
 	}
+	/* a pending copy replaced by a later one (a crash before the commit
+	 * that would have marked it): marked now, or it would win once the
+	 * later one is delivered and its file removed */
+	for (i = 0; i + 1 < s->count; i++) {
+		struct outbox_seg *seg = s->v[i].rec.seg;
+		int fd;
+
+		if (s->v[i + 1].rec.key != s->v[i].rec.key || s->v[i].state != 'P' ||
+		    seg->legacy || (seg->live == 0 && !seg->keep))
+			continue;
+		fd = outbox_seg_fd(q, seg);
+		if (fd < 0 || pwrite(fd, "D", 1, s->v[i].rec.off) != 1)
+			log_warn("outbox: cannot mark a replaced record of %s/%s done: %s",
+			    q->dir, seg->name, strerror(errno));
+	}
 	/* segments without a queued record: every event in them was delivered */
 	for (k = q->nsegs; k-- > 0;) {
 		struct outbox_seg *seg = q->segs[k];

@@ -775,6 +775,25 @@ START_TEST(test_replaced_record_stays_replaced)
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
 	pop_expect(find_queue(ob, "crm", "t"), 1, 3);
 	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
+
+	/* The same with a crash between the newer copy's sync and its commit
+	 * (which marks the older one): the restart marks it. */
+	put(ob, "crm", "t", 1, 1);
+	put(ob, "crm", "t", 1, 2);
+	sync_commit(ob);
+	put(ob, "crm", "t", 1, 1);
+	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+	outbox_free(&ob);
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 2);
+	pop_expect(find_queue(ob, "crm", "t"), 1, 1);
+	outbox_free(&ob);
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
+	pop_expect(find_queue(ob, "crm", "t"), 1, 2);
+	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
 	outbox_free(&ob);
 }
 END_TEST
