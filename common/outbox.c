@@ -105,7 +105,6 @@ list_add(struct outbox_list *l, struct outbox_queue *q,
 	l->v[l->count].q = q;
 	l->v[l->count].rec = *rec;
 	l->v[l->count].order = order;
-	l->v[l->count].gone = false;
 	l->count++;
 }
 
@@ -402,30 +401,105 @@ outbox_fsync_path(const char *path, bool dir)
 	return ret;
 }
 
-/* Renames a written segment to its final name. Gone (removed behind our
- * back): its entries are dropped with a warning rather than failing every
- * sync. */
+/* Moves the entries of trigger (NULL: all) from l to out (emptied first). */
+static void
+list_take(struct outbox_list *l, const char *trigger, struct outbox_list *out)
+{
+	size_t i, n = 0;
+
+	out->count = 0;
+	for (i = 0; i < l->count; i++) {
+		struct outbox_entry *e = &l->v[i];
+
+		if (trigger == NULL || strcmp(e->q->trigger, trigger) == 0)
+			list_add(out, e->q, &e->rec, e->order);
+		else
+			l->v[n++] = *e;
+	}
+	l->count = n;
+}
+
+/*
+ * Forgets the puts of l (all in segments still being written): their
+ * segments' .tmp files go, so that nothing of them can reach a restart.
+ */
+static void
+entries_drop(struct outbox_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->count; i++)
+		outbox_seg_abandon(l->v[i].q, l->v[i].rec.seg);
+	for (i = 0; i < l->count; i++)
+		outbox_seg_unref(l->v[i].q, l->v[i].rec.seg);
+	l->count = 0;
+}
+
+void
+outbox_drop(struct outbox *ob, const char *trigger, uint64_t from)
+{
+	size_t i, n = 0;
+
+	/* the puts to drop are the last ones of their segments: cut them off */
+	for (i = 0; i < ob->pending.count; i++) {
+		struct outbox_entry *e = &ob->pending.v[i];
+		struct outbox_seg *seg = e->rec.seg;
+
+		if (strcmp(e->q->trigger, trigger) != 0 || e->rec.key < from) {
+			ob->pending.v[n++] = *e;
+			continue;
+		}
+		if (seg->writing && !seg->broken && e->rec.off < seg->size) {
+			if (ftruncate(seg->wfd, e->rec.off) == 0) {
+				seg->size = e->rec.off;
+			} else {
+				log_warn("outbox: cannot truncate a segment of %s: %s",
+				    e->q->dir, strerror(errno));
+				seg->broken = true;
+			}
+		}
+		outbox_seg_unref(e->q, seg);
+	}
+	ob->pending.count = n;
+	/* a record kept must lie before every cut (puts come in key order
+	 * per trigger); if not, the segment cannot be trusted */
+	for (i = 0; i < ob->pending.count; i++) {
+		struct outbox_entry *e = &ob->pending.v[i];
+
+		if (e->rec.seg->writing &&
+		    e->rec.off + OUTBOX_HDR_LEN + (off_t)e->rec.len + 1 > e->rec.seg->size)
+			e->rec.seg->broken = true;
+	}
+	/* segments left empty go */
+	for (i = 0; i < ob->nqueues; i++) {
+		struct outbox_queue *q = ob->queues[i];
+
+		if (q->wseg != NULL && q->wseg->live == 0 &&
+		    strcmp(q->trigger, trigger) == 0)
+			outbox_seg_abandon(q, q->wseg);
+	}
+}
+
+/* Renames a written segment to its final name; -1 when it is gone
+ * (removed behind our back). */
 static int
-seg_rename(struct outbox *ob, struct outbox_queue *q, struct outbox_seg *seg,
-    char **error_r)
+seg_rename(struct outbox_queue *q, struct outbox_seg *seg, char **error_r)
 {
 	char *tmp = outbox_seg_path(q, seg, ".tmp");
 	char *final = outbox_seg_path(q, seg, "");
-	size_t i;
 	int ret = 0;
 
 	if (rename(tmp, final) < 0) {
-		if (errno != ENOENT) {
+		if (errno == ENOENT) {
+			*error_r = xasprintf("outbox: %s vanished before it was "
+			    "synced", tmp);
+			q->dir_ready = false;   /* the directory may be gone too */
+		} else {
 			*error_r = xasprintf("outbox: rename %s: %s", tmp,
 			    strerror(errno));
-			ret = -1;
-			goto out;
 		}
-		log_warn("outbox: %s vanished before it was synced", tmp);
-		for (i = 0; i < ob->pending.count; i++) {
-			if (ob->pending.v[i].rec.seg == seg)
-				ob->pending.v[i].gone = true;
-		}
+		ret = -1;
+		goto out;
 	}
 	seg->writing = false;
 	close(seg->wfd);
@@ -439,14 +513,14 @@ out:
 }
 
 static int
-sync_dirs(struct outbox *ob, char **error_r)
+sync_dirs(struct outbox *ob, const struct outbox_list *l, char **error_r)
 {
 	struct outbox_queue *last = NULL;
 	char *parent;
 	size_t i;
 
-	for (i = 0; i < ob->pending.count; i++) {
-		struct outbox_queue *q = ob->pending.v[i].q;
+	for (i = 0; i < l->count; i++) {
+		struct outbox_queue *q = l->v[i].q;
 
 		if (q == last)
 			continue;
@@ -471,37 +545,26 @@ sync_dirs(struct outbox *ob, char **error_r)
 	return 0;
 }
 
-/* The segments the pending puts are in that are still being written. */
-static struct outbox_seg **
-sync_segments(struct outbox *ob, size_t *count_r)
+/* The segments of l's puts (all still being written), each once, with
+ * its queue. */
+static size_t
+sync_segments(const struct outbox_list *l, struct outbox_seg **segs,
+    struct outbox_queue **queues)
 {
-	struct outbox_seg **v = xreallocarray(NULL, ob->pending.count, sizeof(*v));
 	size_t i, n = 0;
 
-	for (i = 0; i < ob->pending.count; i++) {
-		struct outbox_seg *seg = ob->pending.v[i].rec.seg;
+	for (i = 0; i < l->count; i++) {
+		struct outbox_seg *seg = l->v[i].rec.seg;
 
-		if (seg->writing && !seg->mark) {
+		if (!seg->mark) {
 			seg->mark = true;
-			v[n++] = seg;
+			queues[n] = l->v[i].q;
+			segs[n++] = seg;
 		}
 	}
 	for (i = 0; i < n; i++)
-		v[i]->mark = false;
-	*count_r = n;
-	return v;
-}
-
-static struct outbox_queue *
-seg_queue(const struct outbox *ob, const struct outbox_seg *seg)
-{
-	size_t i;
-
-	for (i = 0; i < ob->pending.count; i++) {
-		if (ob->pending.v[i].rec.seg == seg)
-			return ob->pending.v[i].q;
-	}
-	return NULL;
+		segs[i]->mark = false;
+	return n;
 }
 
 static int
@@ -513,19 +576,26 @@ do_syncfs(struct outbox *ob, char **error_r)
 	return -1;
 }
 
-int
-outbox_sync(struct outbox *ob, char **error_r)
+/* Makes l's puts durable under their final names. */
+static int
+sync_list(struct outbox *ob, struct outbox_list *l, char **error_r)
 {
-	struct outbox_seg **segs;
-	bool use_syncfs;
-	size_t i, nsegs;
+	struct outbox_seg **segs = xreallocarray(NULL, l->count, sizeof(*segs));
+	struct outbox_queue **queues = xreallocarray(NULL, l->count, sizeof(*queues));
+	size_t i, nsegs = sync_segments(l, segs, queues);
+	bool use_syncfs = nsegs > OUTBOX_SYNCFS_MIN;
+	char *path;
 	int ret = -1;
 
-	if (ob->pending.count == 0)
-		return 0;
-	list_unique(&ob->pending);
-	segs = sync_segments(ob, &nsegs);
-	use_syncfs = nsegs > OUTBOX_SYNCFS_MIN;
+	for (i = 0; i < nsegs; i++) {
+		if (segs[i]->broken) {
+			path = outbox_seg_path(queues[i], segs[i], ".tmp");
+			*error_r = xasprintf("outbox: %s holds a torn record that "
+			    "could not be cut off", path);
+			free(path);
+			goto out;
+		}
+	}
 	/* 1. The data. */
 	if (use_syncfs) {
 		if (do_syncfs(ob, error_r) < 0)
@@ -533,9 +603,7 @@ outbox_sync(struct outbox *ob, char **error_r)
 	} else {
 		for (i = 0; i < nsegs; i++) {
 			if (fsync(segs[i]->wfd) < 0) {
-				char *path = outbox_seg_path(seg_queue(ob, segs[i]),
-				    segs[i], ".tmp");
-
+				path = outbox_seg_path(queues[i], segs[i], ".tmp");
 				*error_r = xasprintf("outbox: fsync %s: %s", path,
 				    strerror(errno));
 				free(path);
@@ -545,40 +613,78 @@ outbox_sync(struct outbox *ob, char **error_r)
 	}
 	/* 2. The names. */
 	for (i = 0; i < nsegs; i++) {
-		if (seg_rename(ob, seg_queue(ob, segs[i]), segs[i], error_r) < 0)
+		if (seg_rename(queues[i], segs[i], error_r) < 0)
 			goto out;
 	}
 	/* 3. The directories. */
 	if (use_syncfs) {
 		if (do_syncfs(ob, error_r) < 0)
 			goto out;
-	} else if (sync_dirs(ob, error_r) < 0) {
+	} else if (sync_dirs(ob, l, error_r) < 0) {
 		goto out;
 	}
-	for (i = 0; i < ob->pending.count; i++) {
-		struct outbox_entry *e = &ob->pending.v[i];
-
-		e->q->dir_fresh = false;
-		if (e->gone)
-			outbox_seg_unref(e->q, e->rec.seg);
-		else
-			list_add(&ob->synced, e->q, &e->rec, e->order);
-	}
-	ob->pending.count = 0;
 	ret = 0;
 out:
 	free(segs);
+	free(queues);
 	return ret;
 }
 
-void
-outbox_commit(struct outbox *ob)
+int
+outbox_sync(struct outbox *ob, const char *trigger, char **error_r)
 {
+	struct outbox_list work = { NULL, 0, 0 };
 	size_t i;
 
-	for (i = 0; i < ob->synced.count; i++) {
-		struct outbox_queue *q = ob->synced.v[i].q;
-		const struct outbox_rec *rec = &ob->synced.v[i].rec;
+	list_take(&ob->pending, trigger, &work);
+	if (work.count == 0) {
+		free(work.v);
+		return 0;
+	}
+	list_unique(&work);
+	/*
+	 * Any failure forgets the puts: they are fetched again. A sync is not
+	 * retried on the same data, since after a failed fsync(2) the kernel
+	 * may have dropped the dirty pages, and a second fsync would say 0.
+	 * Segments renamed before the failure are removed with the rest.
+	 */
+	if (sync_list(ob, &work, error_r) < 0) {
+		for (i = 0; i < work.count; i++) {
+			struct outbox_seg *seg = work.v[i].rec.seg;
+
+			if (!seg->writing && !seg->dropped) {
+				/* renamed already: nothing else is in it */
+				char *path = outbox_seg_path(work.v[i].q, seg, "");
+
+				(void)unlink(path);
+				free(path);
+				seg->dropped = true;
+			}
+		}
+		entries_drop(&work);
+		free(work.v);
+		return -1;
+	}
+	for (i = 0; i < work.count; i++) {
+		struct outbox_entry *e = &work.v[i];
+
+		e->q->dir_fresh = false;
+		list_add(&ob->synced, e->q, &e->rec, e->order);
+	}
+	free(work.v);
+	return 0;
+}
+
+void
+outbox_commit(struct outbox *ob, const char *trigger)
+{
+	struct outbox_list work = { NULL, 0, 0 };
+	size_t i;
+
+	list_take(&ob->synced, trigger, &work);
+	for (i = 0; i < work.count; i++) {
+		struct outbox_queue *q = work.v[i].q;
+		const struct outbox_rec *rec = &work.v[i].rec;
 		size_t k;
 
 		queue_insert(q, rec);
@@ -598,7 +704,7 @@ outbox_commit(struct outbox *ob)
 			q->held[k] = q->held[--q->nheld];
 		}
 	}
-	ob->synced.count = 0;
+	free(work.v);
 }
 
 size_t

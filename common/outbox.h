@@ -77,7 +77,8 @@ struct outbox_queue;
  * with outbox_free), or NULL with a malloc'd message in *error_r.
  */
 struct outbox *outbox_open(const char *state_dir, char **error_r);
-/* Closes the outbox; files stay on disk. Uncommitted puts are forgotten. */
+/* Closes the outbox; files stay on disk. Unsynced puts are forgotten;
+ * synced, uncommitted ones are queued at the next open. */
 void outbox_free(struct outbox **ob);
 
 /*
@@ -92,14 +93,25 @@ void outbox_free(struct outbox **ob);
 int outbox_put(struct outbox *ob, const char *webhook, const char *trigger,
     uint32_t epoch, uint32_t uid, const char *body, size_t len, char **error_r);
 /*
- * Makes every put since the last successful sync durable and visible under
- * its final name. Returns 0, or -1 with a malloc'd message in *error_r; on
- * failure the puts stay pending and the next sync retries them (a later put
- * of the same key rewrites it).
+ * Makes every put of trigger (NULL: of all triggers) since its last sync
+ * durable and visible under its final name. Returns 0, or -1 with a
+ * malloc'd message in *error_r: then those puts are forgotten (their files
+ * removed), and the caller writes them again (a sync is never retried on
+ * the same data: after a failed fsync(2) the kernel may have dropped the
+ * pages, and a second fsync would report success).
  */
-int outbox_sync(struct outbox *ob, char **error_r);
-/* Makes every synced put deliverable, in key order within each queue. */
-void outbox_commit(struct outbox *ob);
+int outbox_sync(struct outbox *ob, const char *trigger, char **error_r);
+/* Makes every synced put of trigger (NULL: all) deliverable, in key order
+ * within each queue. */
+void outbox_commit(struct outbox *ob, const char *trigger);
+/*
+ * Forgets trigger's puts not yet synced whose key is from or above (a poll
+ * that failed: from 0; a put that failed for one webhook after succeeding
+ * for others: its key). They must be the last ones the trigger put to
+ * their queues, as puts come in key order. What cannot be cut off makes
+ * the trigger's next outbox_sync fail.
+ */
+void outbox_drop(struct outbox *ob, const char *trigger, uint64_t from);
 /* Deliverable events of (webhook, trigger); NULL for either sums over all. */
 size_t outbox_depth(const struct outbox *ob, const char *webhook, const char *trigger);
 
@@ -145,6 +157,10 @@ bool outbox_queue_head(const struct outbox_queue *q, uint64_t *key_r);
  */
 int outbox_read(struct outbox_queue *q, uint64_t key, char **body_r,
     size_t *len_r, char **error_r);
+/* Closes what the queue keeps open for reading: call when it has to wait
+ * (a failed request), so that a long outage of many queues does not hold a
+ * descriptor each. */
+void outbox_queue_close(struct outbox_queue *q);
 /*
  * Delivered: marks the event's record done (and removes its segment when
  * that was the last record queued in it) and forgets the key. A file
@@ -154,8 +170,9 @@ int outbox_read(struct outbox_queue *q, uint64_t key, char **body_r,
  */
 int outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r);
 /*
- * Copies the event to dead letters as <key>.json (nothing when its record
- * cannot be read) with reason (one line: control bytes and invalid UTF-8 are
+ * Copies the event to dead letters as <key>.json (when its record cannot be
+ * read, its segment is kept in the outbox, done, and a legacy file is moved
+ * there as it is) with reason (one line: control bytes and invalid UTF-8 are
  * replaced) beside it as <key>.reason, then removes it as outbox_remove does. Returns 0, or -1 with a malloc'd message in *error_r and the
  * event still queued. *path_r (may be NULL) gets the dead letter's path.
  */

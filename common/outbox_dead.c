@@ -37,6 +37,7 @@ outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
 {
 	char name[OUTBOX_KEY_NAME_LEN];
 	char *dir, *dst = NULL, *rpath = NULL, *line, *text, *err = NULL;
+	struct outbox_rec *rec;
 	bool created;
 	int ret = -1, copied;
 
@@ -75,10 +76,25 @@ outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
 		goto out;
 	}
 	free(text);
-	/* an unreadable body leaves the reason alone */
 	copied = outbox_seg_copy(q, key, dst, error_r);
 	if (copied < 0)
 		goto out;
+	if (copied == 1 && (rec = outbox_queue_find(q, key)) != NULL) {
+		/* unreadable: nothing is thrown away unseen. A legacy file moves
+		 * to dead letters as it is; a segment stays (the record is
+		 * marked done, the file never removed) */
+		if (rec->seg->legacy) {
+			char *src = outbox_seg_path(q, rec->seg, "");
+
+			if (rename(src, dst) == 0)
+				copied = 0;
+			free(src);
+		} else {
+			rec->seg->keep = true;
+			log_warn("outbox: the body of %s cannot be read; its segment "
+			    "%s/%s is kept", name, q->dir, rec->seg->name);
+		}
+	}
 	if (outbox_fsync_path(dir, true) < 0)
 		log_warn("outbox: fsync %s: %s", dir, strerror(errno));
 	if (outbox_remove(q, key, &err) < 0) {

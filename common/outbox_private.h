@@ -24,6 +24,8 @@ struct outbox_seg {
 	bool writing;           /* still "<name>.tmp": put, not yet synced */
 	bool legacy;            /* the body alone, no record header */
 	bool keep;              /* holds a bad record: never removed */
+	bool broken;            /* writing, a torn record not cut off */
+	bool dropped;           /* its file removed: nothing to mark */
 	bool mark;              /* scratch for outbox_sync */
 };
 
@@ -62,7 +64,6 @@ struct outbox_entry {
 	struct outbox_queue *q;
 	struct outbox_rec rec;
 	size_t order;           /* puts of one key: the last one wins */
-	bool gone;              /* its file vanished: dropped at sync */
 };
 
 struct outbox_list {
@@ -102,6 +103,9 @@ struct outbox_seg *outbox_seg_add(struct outbox_queue *q, const char *name,
     uint64_t seq);
 /* One record fewer in seg: the last one gone removes its file. */
 void outbox_seg_unref(struct outbox_queue *q, struct outbox_seg *seg);
+/* Removes seg's .tmp (a segment being written whose puts are forgotten);
+ * seg goes too when no record holds it. */
+void outbox_seg_abandon(struct outbox_queue *q, struct outbox_seg *seg);
 /* Closes and forgets every segment of q (files stay). */
 void outbox_segs_free(struct outbox_queue *q);
 /* A descriptor (O_RDWR) on seg, cached in q: not to be closed. -1 with

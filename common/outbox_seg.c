@@ -89,6 +89,27 @@ outbox_seg_unref(struct outbox_queue *q, struct outbox_seg *seg)
 }
 
 void
+outbox_seg_abandon(struct outbox_queue *q, struct outbox_seg *seg)
+{
+	char *tmp;
+
+	if (!seg->writing)
+		return;
+	tmp = outbox_seg_path(q, seg, ".tmp");
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		log_warn("outbox: cannot remove %s: %s", tmp, strerror(errno));
+	free(tmp);
+	close(seg->wfd);
+	seg->wfd = -1;
+	seg->writing = false;
+	seg->dropped = true;
+	if (q->wseg == seg)
+		q->wseg = NULL;
+	if (seg->live == 0)
+		seg_drop(q, seg);
+}
+
+void
 outbox_segs_free(struct outbox_queue *q)
 {
 	while (q->nsegs > 0)
@@ -96,6 +117,16 @@ outbox_segs_free(struct outbox_queue *q)
 	free(q->segs);
 	q->segs = NULL;
 	q->segs_cap = 0;
+}
+
+void
+outbox_queue_close(struct outbox_queue *q)
+{
+	if (q->rseg == NULL)
+		return;
+	close(q->rfd);
+	q->rfd = -1;
+	q->rseg = NULL;
 }
 
 int
@@ -107,7 +138,7 @@ outbox_seg_fd(struct outbox_queue *q, struct outbox_seg *seg)
 	if (q->rseg == seg)
 		return q->rfd;
 	path = outbox_seg_path(q, seg, seg->writing ? ".tmp" : "");
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
 	free(path);
 	if (fd < 0)
 		return -1;
@@ -298,10 +329,16 @@ scan_segment(struct outbox_queue *q, int dfd, const char *name, uint64_t seq,
 	ssize_t n;
 	int fd;
 
-	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO under that name must not hang the start */
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		close(fd);
+		fd = -1;
+		errno = EINVAL;
+	}
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		log_warn("outbox: cannot read %s/%s: %s; left alone", q->dir, name,
-		    strerror(errno));
+		    errno == EINVAL ? "not a regular file" : strerror(errno));
 		seg->keep = true;
 		if (fd >= 0)
 			close(fd);
@@ -344,8 +381,10 @@ scan_legacy(struct outbox_queue *q, int dfd, const char *name, uint64_t key,
 	struct outbox_seg *seg;
 	struct stat st;
 
-	if (fstatat(dfd, name, &st, 0) < 0) {
-		log_warn("outbox: cannot stat %s/%s: %s", q->dir, name, strerror(errno));
+	errno = 0;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+		log_warn("outbox: ignoring %s/%s: %s", q->dir, name,
+		    errno != 0 ? strerror(errno) : "not a regular file");
 		return;
 	}
 	seg = outbox_seg_add(q, name, 0);
@@ -569,11 +608,12 @@ outbox_rec_retire(struct outbox_queue *q, const struct outbox_rec *rec,
 	char *where;
 	int fd, ret = 0;
 
-	/* The last record of a segment goes with its file; one in a segment
-	 * still being written is followed by its replacement in that file
-	 * (the later one wins); any other is marked done, so that a restart
-	 * does not deliver it (again). */
-	if (!seg->legacy && !seg->writing && (seg->live > 1 || seg->keep)) {
+	/* Marked done, so that a restart does not deliver it (again), even
+	 * the last of its segment (should the unlink that follows fail);
+	 * except one in a segment still being written, followed by its
+	 * replacement in that file (the later one wins), and a legacy file,
+	 * which goes. */
+	if (!seg->legacy && !seg->writing && !seg->dropped) {
 		fd = outbox_seg_fd(q, seg);
 		if ((fd < 0 || pwrite(fd, "D", 1, rec->off) != 1) && errno != ENOENT) {
 			where = rec_where(q, rec);

@@ -215,6 +215,9 @@ queue_failed(struct wh_queue *wq, const char *what, const char *why,
 
 	wq->target->retried++;
 	wq->failures++;
+	/* no descriptor held while waiting: an outage of many queues must
+	 * not run the daemon out of them */
+	outbox_queue_close(wq->q);
 	if (ws->once) {
 		wq->state = WQ_STOPPED;
 		log_warn("webhook %s: %s: %s; left queued (once mode)",

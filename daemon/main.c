@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
@@ -433,6 +434,23 @@ daemon_free(struct daemon *d)
 	config_free(&d->config);
 }
 
+/*
+ * Every connection, webhook request and queue being read holds a
+ * descriptor; the usual soft limit of 1,024 is low for thousands of
+ * triggers. The hard limit is ours to take (libevent uses epoll, so no
+ * FD_SETSIZE bound).
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -444,6 +462,7 @@ main(int argc, char **argv)
 	int ret = 0;
 
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());    /* poll jitter */
 	log_init("imaphookd");
 	d.config_path = CONFIG_DEFAULT_PATH;

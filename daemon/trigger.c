@@ -162,6 +162,9 @@ trigger_free(struct trigger **tp)
 	if (t == NULL)
 		return;
 	trigger_stop(t);
+	/* a poll cut short: its puts were never committed */
+	if (t->d->outbox != NULL)
+		outbox_drop(t->d->outbox, t->name, 0);
 	event_free(t->timer);
 	for (i = 0; i < t->nwebhooks; i++)
 		free(t->webhooks[i]);
@@ -405,6 +408,8 @@ trig_put(struct trigger *t, uint32_t epoch, uint32_t uid, json_t *ev)
 				t->put_error = err;
 			else
 				free(err);
+			/* all webhooks or none: the mail is fetched again */
+			outbox_drop(t->d->outbox, t->name, OUTBOX_KEY(epoch, uid));
 			ret = -1;
 			break;
 		}
@@ -584,7 +589,7 @@ trig_commit(struct trigger *t, uint32_t new_last_uid)
 	uint32_t old_last_uid = t->st.last_uid;
 	char *err = NULL;
 
-	if (outbox_sync(t->d->outbox, &err) < 0) {
+	if (outbox_sync(t->d->outbox, t->name, &err) < 0) {
 		trig_fail(t, IMAP_ERR_NONE, "cannot queue event: %s", err);
 		free(err);
 		return -1;
@@ -594,7 +599,7 @@ trig_commit(struct trigger *t, uint32_t new_last_uid)
 		t->st.last_uid = old_last_uid;  /* what is on disk */
 		return -1;
 	}
-	outbox_commit(t->d->outbox);
+	outbox_commit(t->d->outbox, t->name);
 	webhook_sender_kick(t->d->sender);
 	return 0;
 }
@@ -807,6 +812,10 @@ trig_poll_end(struct trigger *t, bool ok)
 
 	metrics_observe_poll(&t->d->metrics,
 	    (double)(monotonic_us() - t->poll_start_us) / 1e6);
+	if (!ok) {
+		/* what this poll put and did not commit is fetched again */
+		outbox_drop(t->d->outbox, t->name, 0);
+	}
 	if (ok) {
 		if (t->failures > 0)
 			log_info("trigger %s: polling works again after %u failure%s",

@@ -114,8 +114,8 @@ sync_commit(struct outbox *ob)
 {
 	char *error = NULL;
 
-	ck_assert_msg(outbox_sync(ob, &error) == 0, "sync: %s", error);
-	outbox_commit(ob);
+	ck_assert_msg(outbox_sync(ob, NULL, &error) == 0, "sync: %s", error);
+	outbox_commit(ob, NULL);
 }
 
 static struct outbox_queue *
@@ -180,14 +180,14 @@ START_TEST(test_put_sync_commit)
 	ck_assert_int_eq(count_files("outbox", "crm", "inbox"), 1);
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
 	/* Commit without sync changes nothing. */
-	outbox_commit(ob);
+	outbox_commit(ob, NULL);
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
-	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+	ck_assert_int_eq(outbox_sync(ob, NULL, &error), 0);
 	ck_assert(exists("outbox/crm/inbox/0000000000000001.seg"));
 	ck_assert(!exists("outbox/crm/inbox/0000000000000001.seg.tmp"));
 	ck_assert_int_eq(file_byte("outbox/crm/inbox/0000000000000001.seg", 0), 'P');
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
-	outbox_commit(ob);
+	outbox_commit(ob, NULL);
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 3);
 	ck_assert_uint_eq(outbox_depth(ob, "crm", NULL), 2);
 	ck_assert_uint_eq(outbox_depth(ob, "log", NULL), 1);
@@ -196,7 +196,7 @@ START_TEST(test_put_sync_commit)
 	ck_assert_uint_eq(outbox_depth(ob, "crm", "other"), 0);
 	ck_assert_uint_eq(outbox_depth(ob, "nope", NULL), 0);
 	/* An empty sync is fine. */
-	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+	ck_assert_int_eq(outbox_sync(ob, NULL, &error), 0);
 
 	q = find_queue(ob, "crm", "inbox");
 	ck_assert_ptr_nonnull(q);
@@ -353,7 +353,7 @@ START_TEST(test_reopen_after_crash)
 	sync_commit(ob);
 	/* Synced but not committed: durable, so deliverable after restart. */
 	put(ob, "crm", "t", 1, 12);
-	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+	ck_assert_int_eq(outbox_sync(ob, NULL, &error), 0);
 	/* Put, never synced: lost with the crash. */
 	put(ob, "crm", "t", 1, 20);
 	ck_assert(exists("outbox/crm/t/0000000000000003.seg.tmp"));
@@ -496,7 +496,7 @@ START_TEST(test_put_fails_cleanly)
 	free(error);
 	error = NULL;
 	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
-	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+	ck_assert_int_eq(outbox_sync(ob, NULL, &error), 0);
 	put(ob, "crm", "t", 1, 1);
 	sync_commit(ob);
 
@@ -739,6 +739,8 @@ START_TEST(test_legacy_and_damaged_files)
 	free(body);
 	ck_assert_int_eq(count_files("dead", "crm", "t"), 1);
 	ck_assert_uint_eq(outbox_queue_depth(q), 0);
+	/* and its segment is not thrown away */
+	ck_assert(exists("outbox/crm/t/0000000000000001.seg"));
 	outbox_free(&ob);
 	ob = outbox_open(tmpdir, &error);
 	ck_assert_ptr_nonnull(ob);
@@ -782,7 +784,7 @@ START_TEST(test_replaced_record_stays_replaced)
 	put(ob, "crm", "t", 1, 2);
 	sync_commit(ob);
 	put(ob, "crm", "t", 1, 1);
-	ck_assert_int_eq(outbox_sync(ob, &error), 0);
+	ck_assert_int_eq(outbox_sync(ob, NULL, &error), 0);
 	outbox_free(&ob);
 	ob = outbox_open(tmpdir, &error);
 	ck_assert_ptr_nonnull(ob);
@@ -794,6 +796,82 @@ START_TEST(test_replaced_record_stays_replaced)
 	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
 	pop_expect(find_queue(ob, "crm", "t"), 1, 2);
 	ck_assert_int_eq(count_files("outbox", "crm", "t"), 0);
+	outbox_free(&ob);
+}
+END_TEST
+
+/* Two triggers polling side by side: one's sync and commit leave the
+ * other's puts alone; a failed poll's puts are dropped, whole or from a
+ * key on (a put that failed for one webhook), and never reach a restart. */
+START_TEST(test_per_trigger_sync_and_drop)
+{
+	struct outbox *ob;
+	char *error = NULL;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	put(ob, "crm", "t1", 1, 1);
+	put(ob, "crm", "t2", 1, 1);
+	put(ob, "crm", "t1", 1, 2);
+	ck_assert_int_eq(outbox_sync(ob, "t2", &error), 0);
+	outbox_commit(ob, "t2");
+	ck_assert_uint_eq(outbox_depth(ob, NULL, "t2"), 1);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, "t1"), 0);
+	/* t1's poll fails: its puts go, file and all */
+	outbox_drop(ob, "t1", 0);
+	ck_assert_int_eq(count_files("outbox", "crm", "t1"), 0);
+	ck_assert_int_eq(outbox_sync(ob, NULL, &error), 0);
+	outbox_commit(ob, NULL);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, "t1"), 0);
+
+	/* t1 again: (1, 1) for both webhooks, (1, 2) for crm only, its put
+	 * for ops failed: (1, 2) is dropped, (1, 1) kept */
+	put(ob, "crm", "t1", 1, 1);
+	put(ob, "ops", "t1", 1, 1);
+	put(ob, "crm", "t1", 1, 2);
+	outbox_drop(ob, "t1", OUTBOX_KEY(1, 2));
+	ck_assert_int_eq(outbox_sync(ob, "t1", &error), 0);
+	outbox_commit(ob, "t1");
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "t1"), 1);
+	ck_assert_uint_eq(outbox_depth(ob, "ops", "t1"), 1);
+	outbox_free(&ob);
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "t1"), 1);
+	pop_expect(find_queue(ob, "crm", "t1"), 1, 1);
+	ck_assert_uint_eq(outbox_depth(ob, "crm", "t2"), 1);
+	outbox_free(&ob);
+}
+END_TEST
+
+/* A segment removed before its sync: the sync fails (the trigger must not
+ * save its state past those events) and forgets them; the next put and
+ * sync work. */
+START_TEST(test_vanished_segment_fails_the_sync)
+{
+	struct outbox *ob;
+	char *error = NULL, *path;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	put(ob, "crm", "t", 1, 1);
+	path = xasprintf("%s/outbox/crm/t/0000000000000001.seg.tmp", tmpdir);
+	ck_assert_int_eq(unlink(path), 0);
+	free(path);
+	ck_assert_int_eq(outbox_sync(ob, "t", &error), -1);
+	ck_assert_ptr_nonnull(strstr(error, "vanished"));
+	free(error);
+	error = NULL;
+	outbox_commit(ob, "t");
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 0);
+	/* the queue directory itself removed: recreated by the next put */
+	path = xasprintf("rm -rf '%s/outbox/crm'", tmpdir);
+	ck_assert_int_eq(system(path), 0);
+	free(path);
+	put(ob, "crm", "t", 1, 1);
+	sync_commit(ob);
+	ck_assert_uint_eq(outbox_depth(ob, NULL, NULL), 1);
+	pop_expect(find_queue(ob, "crm", "t"), 1, 1);
 	outbox_free(&ob);
 }
 END_TEST
@@ -819,6 +897,8 @@ outbox_suite(void)
 	tcase_add_test(tc, test_restart_sees_marks_and_replacements);
 	tcase_add_test(tc, test_legacy_and_damaged_files);
 	tcase_add_test(tc, test_replaced_record_stays_replaced);
+	tcase_add_test(tc, test_per_trigger_sync_and_drop);
+	tcase_add_test(tc, test_vanished_segment_fails_the_sync);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -318,8 +318,8 @@ commit(void)
 {
 	char *error = NULL;
 
-	ck_assert_msg(outbox_sync(ob, &error) == 0, "%s", error);
-	outbox_commit(ob);
+	ck_assert_msg(outbox_sync(ob, NULL, &error) == 0, "%s", error);
+	outbox_commit(ob, NULL);
 }
 
 /* Runs the loop until pred() holds or max_ms passed; returns pred(). */
