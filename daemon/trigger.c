@@ -86,6 +86,7 @@ struct trigger {
 	unsigned batch_count;
 	bool uv_mismatch;
 	char *put_error;
+	uint32_t put_error_uid;         /* the UID whose write failed */
 	struct str mark_set;            /* UIDs of the batch, for \Seen */
 	uint32_t mark_lo, mark_hi;
 
@@ -463,7 +464,9 @@ trig_fetch_response(struct trigger *t, const struct imap_resp *resp)
 		return;
 	ev = event_email_new(&o, t->st.uidvalidity, &f,
 	    t->fetch_content ? t->max_content_size : 0);
-	if (trig_put(t, t->st.epoch, f.uid, ev) == 0) {
+	if (trig_put(t, t->st.epoch, f.uid, ev) < 0) {
+		t->put_error_uid = f.uid;
+	} else {
 		t->batch_count++;
 		if (f.uid > t->batch_max)
 			t->batch_max = f.uid;
@@ -755,6 +758,12 @@ trig_fetch_done(struct trigger *t)
 		trig_fail(t, IMAP_ERR_NONE, "UIDVALIDITY of %s changed during the poll",
 		    t->mailbox);
 		return;
+	}
+	if (t->put_error != NULL && t->batch_max > t->put_error_uid) {
+		/* a server answering out of UID order: committing up to
+		 * batch_max would skip the failed UID; nothing of the batch */
+		outbox_drop(t->d->outbox, t->name, 0);
+		t->batch_count = 0;
 	}
 	if (t->batch_count > 0) {
 		if (trig_commit(t, t->batch_max > last ? t->batch_max : last) < 0)
