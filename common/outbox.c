@@ -440,6 +440,8 @@ outbox_drop(struct outbox *ob, const char *trigger, uint64_t from)
 {
 	size_t i, n = 0;
 
+	if (ob->pending.count == 0)
+		return;         /* the usual case: a trigger between polls */
 	/* the puts to drop are the last ones of their segments: cut them off */
 	for (i = 0; i < ob->pending.count; i++) {
 		struct outbox_entry *e = &ob->pending.v[i];
@@ -458,6 +460,10 @@ outbox_drop(struct outbox *ob, const char *trigger, uint64_t from)
 				seg->broken = true;
 			}
 		}
+		/* the last record held: the segment, left empty, goes (a
+		 * segment no longer written would go with the unref itself) */
+		if (seg->writing && seg->live == 1)
+			outbox_seg_abandon(e->q, seg);
 		outbox_seg_unref(e->q, seg);
 	}
 	ob->pending.count = n;
@@ -469,14 +475,6 @@ outbox_drop(struct outbox *ob, const char *trigger, uint64_t from)
 		if (e->rec.seg->writing &&
 		    e->rec.off + OUTBOX_HDR_LEN + (off_t)e->rec.len + 1 > e->rec.seg->size)
 			e->rec.seg->broken = true;
-	}
-	/* segments left empty go */
-	for (i = 0; i < ob->nqueues; i++) {
-		struct outbox_queue *q = ob->queues[i];
-
-		if (q->wseg != NULL && q->wseg->live == 0 &&
-		    strcmp(q->trigger, trigger) == 0)
-			outbox_seg_abandon(q, q->wseg);
 	}
 }
 

@@ -95,8 +95,6 @@ outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
 			    "%s/%s is kept", name, q->dir, rec->seg->name);
 		}
 	}
-	if (outbox_fsync_path(dir, true) < 0)
-		log_warn("outbox: fsync %s: %s", dir, strerror(errno));
 	if (outbox_remove(q, key, &err) < 0) {
 		/* buried; only a restart would deliver it again */
 		log_warn("%s", err);

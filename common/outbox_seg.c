@@ -643,54 +643,46 @@ outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r)
 	return outbox_rec_retire(q, &copy, error_r);
 }
 
+struct copy {
+	struct outbox_queue *q;
+	const struct outbox_rec *rec;
+	bool unreadable;
+};
+
+/* write_file_atomic_fill's fill: the record's body, 64 KiB at a time. */
+static int
+copy_fill(int fd, void *arg)
+{
+	struct copy *c = arg;
+	char buf[65536];
+	uint64_t done = 0;
+	size_t n;
+
+	while (done < c->rec->len) {
+		n = c->rec->len - done < sizeof(buf) ? (size_t)(c->rec->len - done) : sizeof(buf);
+		if (rec_read(c->q, c->rec, buf, n, (off_t)done) < 0) {
+			c->unreadable = true;
+			return -1;
+		}
+		if (write_full(fd, buf, n) < 0)
+			return -1;
+		done += n;
+	}
+	return 0;
+}
+
 int
 outbox_seg_copy(struct outbox_queue *q, uint64_t key, const char *dst,
     char **error_r)
 {
-	struct outbox_rec *rec = outbox_queue_find(q, key);
-	char buf[65536], *tmp;
-	uint64_t done = 0;
-	size_t n;
-	int fd, saved;
+	struct copy c = { q, outbox_queue_find(q, key), false };
 
-	if (rec == NULL)
+	if (c.rec == NULL)
 		return 1;
-	tmp = xasprintf("%s.tmp", dst);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		*error_r = xasprintf("outbox: cannot create %s: %s", tmp, strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	while (done < rec->len) {
-		n = rec->len - done < sizeof(buf) ? (size_t)(rec->len - done) : sizeof(buf);
-		if (rec_read(q, rec, buf, n, (off_t)done) < 0) {
-			close(fd);
-			unlink(tmp);
-			free(tmp);
-			return 1;
-		}
-		if (write_full(fd, buf, n) < 0)
-			goto fail;
-		done += n;
-	}
-	if (fsync(fd) < 0)
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, dst) < 0)
-		goto fail;
-	free(tmp);
-	return 0;
-fail:
-	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	*error_r = xasprintf("outbox: cannot write %s: %s", tmp, strerror(saved));
-	free(tmp);
+	if (write_file_atomic_fill(dst, 0640, copy_fill, &c) == 0)
+		return 0;
+	if (c.unreadable)
+		return 1;
+	*error_r = xasprintf("outbox: cannot write %s: %s", dst, strerror(errno));
 	return -1;
 }

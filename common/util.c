@@ -363,7 +363,8 @@ write_full(int fd, const void *data, size_t len)
 }
 
 static int
-write_file_replace(const char *path, const void *data, size_t len, int mode, bool sync)
+write_file_replace(const char *path, int mode, bool sync,
+    int (*fill)(int fd, void *arg), void *arg)
 {
 	char *tmp, *dir, *slash;
 	int fd = -1, saved;
@@ -382,7 +383,7 @@ write_file_replace(const char *path, const void *data, size_t len, int mode, boo
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		goto fail;
-	if (write_full(fd, data, len) < 0 || (sync && fsync(fd) < 0))
+	if (fill(fd, arg) < 0 || (sync && fsync(fd) < 0))
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -407,16 +408,40 @@ fail:
 	return -1;
 }
 
+struct fill_buf {
+	const void *data;
+	size_t len;
+};
+
+static int
+fill_buf(int fd, void *arg)
+{
+	const struct fill_buf *b = arg;
+
+	return write_full(fd, b->data, b->len);
+}
+
 int
 write_file_atomic(const char *path, const void *data, size_t len, int mode)
 {
-	return write_file_replace(path, data, len, mode, true);
+	struct fill_buf b = { data, len };
+
+	return write_file_replace(path, mode, true, fill_buf, &b);
 }
 
 int
 write_file_atomic_nosync(const char *path, const void *data, size_t len, int mode)
 {
-	return write_file_replace(path, data, len, mode, false);
+	struct fill_buf b = { data, len };
+
+	return write_file_replace(path, mode, false, fill_buf, &b);
+}
+
+int
+write_file_atomic_fill(const char *path, int mode, int (*fill)(int fd, void *arg),
+    void *arg)
+{
+	return write_file_replace(path, mode, true, fill, arg);
 }
 
 int

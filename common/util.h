@@ -84,6 +84,10 @@ int write_file_atomic(const char *path, const void *data, size_t len, int mode);
  * sees the old or the new file) but durable only after a later fsync or
  * syncfs(2) of the file system, which the caller owes. */
 int write_file_atomic_nosync(const char *path, const void *data, size_t len, int mode);
+/* As write_file_atomic, with what fill(fd, arg) writes (0, or -1 with
+ * errno set) as the content. */
+int write_file_atomic_fill(const char *path, int mode, int (*fill)(int fd, void *arg),
+    void *arg);
 /* fsync(2) of the directory at path. Returns 0 or -1 with errno. */
 int fsync_dir(const char *path);
 /* mkdir -p with the given mode. Returns 0 or -1 with errno. */
