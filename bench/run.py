@@ -33,7 +33,6 @@ generators, this script) used, in cores, from /proc/stat minus /proc/PID/stat.
 
 import base64
 import datetime
-import hashlib
 import http.client
 import json
 import os

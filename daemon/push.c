@@ -219,8 +219,13 @@ watcher_cmd_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *re
 	if (w->state == W_RESTART) {
 		/* IDLE ended (or NOOP answered): watch on. IDLE selects its
 		 * mailbox again: it may have been deleted and created anew,
-		 * and the old selection would never hear of new mail. */
+		 * and the old selection would never hear of new mail. Mail
+		 * that comes between IDLE's end and the EXAMINE is only in
+		 * the EXAMINE's EXISTS count, which says nothing new: wake
+		 * the triggers once the new IDLE runs (one poll per
+		 * idle_restart). */
 		if (!w->notify) {
+			w->fresh = true;
 			watcher_send_examine(w);
 			watcher_state(w, W_SETUP);
 		} else {

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "batch.h"
 #include "daemon.h"
 #include "event.h"
 #include "imap_pool.h"
@@ -82,13 +83,8 @@ struct trigger {
 	bool have_uidvalidity;
 	uint32_t cursor;                /* next UID to ask for */
 	uint32_t win_lo, win_hi;        /* the window asked for; hi 0 = '*' */
-	uint32_t batch_max;
-	unsigned batch_count;
+	struct batch batch;             /* what the window queued */
 	bool uv_mismatch;
-	char *put_error;
-	uint32_t put_error_uid;         /* the UID whose write failed */
-	struct str mark_set;            /* UIDs of the batch, for \Seen */
-	uint32_t mark_lo, mark_hi;
 
 	const char *push;               /* static string, see trigger_set_push */
 	bool wake_pending;              /* woken during a poll: poll again */
@@ -133,7 +129,7 @@ trigger_new(struct daemon *d, const struct cfg_trigger *cfg)
 	t->max_content_size = cfg->max_content_size;
 	t->state = TRIG_STOPPED;
 	t->timer = evtimer_new(d->base, trig_timer_cb, t);
-	str_init(&t->mark_set);
+	batch_init(&t->batch, t->name, t->webhooks, t->nwebhooks, t->mark_as_read);
 	if (state_load(d->config->state_dir, t->name, &t->st, &err) < 0) {
 		/* a corrupt file was set aside (the next load starts afresh);
 		 * an unreadable one is retried at each poll, never overwritten */
@@ -173,9 +169,8 @@ trigger_free(struct trigger **tp)
 	free(t->name);
 	free(t->connection);
 	free(t->mailbox);
-	free(t->put_error);
+	batch_free(&t->batch);
 	free(t->last_error);
-	str_free(&t->mark_set);
 	trigger_state_clear(&t->st);
 	free(t);
 }
@@ -392,51 +387,6 @@ trig_cmd_mailbox(struct trigger *t, const char *verb)
 
 /* events */
 
-/* Writes body for every webhook of the trigger. Returns 0 or -1 (put_error). */
-static int
-trig_put(struct trigger *t, uint32_t epoch, uint32_t uid, json_t *ev)
-{
-	char *body = json_dumps(ev, JSON_COMPACT), *err = NULL;
-	size_t i;
-	int ret = 0;
-
-	if (body == NULL)
-		abort();        /* jansson only fails on out-of-memory */
-	for (i = 0; i < t->nwebhooks; i++) {
-		if (outbox_put(t->d->outbox, t->webhooks[i], t->name, epoch, uid, body,
-		    strlen(body), &err) < 0) {
-			if (t->put_error == NULL)
-				t->put_error = err;
-			else
-				free(err);
-			/* all webhooks or none: the mail is fetched again */
-			outbox_drop(t->d->outbox, t->name, OUTBOX_KEY(epoch, uid));
-			ret = -1;
-			break;
-		}
-	}
-	free(body);
-	return ret;
-}
-
-static void
-mark_add(struct trigger *t, uint32_t uid)
-{
-	if (t->mark_hi != 0 && uid == t->mark_hi + 1) {
-		t->mark_hi = uid;
-		return;
-	}
-	if (t->mark_hi != 0) {
-		if (t->mark_set.len > 0)
-			str_append_c(&t->mark_set, ',');
-		if (t->mark_lo == t->mark_hi)
-			str_printf(&t->mark_set, "%u", t->mark_lo);
-		else
-			str_printf(&t->mark_set, "%u:%u", t->mark_lo, t->mark_hi);
-	}
-	t->mark_lo = t->mark_hi = uid;
-}
-
 static struct event_origin
 trig_origin(const struct trigger *t)
 {
@@ -460,21 +410,13 @@ trig_fetch_response(struct trigger *t, const struct imap_resp *resp)
 		return;
 	/* after a failed write, nothing more of this batch: what was queued
 	 * before it is committed, the rest fetched again next time */
-	if (t->put_error != NULL)
+	if (t->batch.error != NULL)
 		return;
 	ev = event_email_new(&o, t->st.uidvalidity, &f,
 	    t->fetch_content ? t->max_content_size : 0);
-	if (trig_put(t, t->st.epoch, f.uid, ev) < 0) {
-		t->put_error_uid = f.uid;
-	} else {
-		t->batch_count++;
-		if (f.uid > t->batch_max)
-			t->batch_max = f.uid;
-		if (t->mark_as_read)
-			mark_add(t, f.uid);
+	if (batch_add(&t->batch, t->d->outbox, t->st.epoch, f.uid, ev) == 0)
 		log_debug("trigger %s: queued %s:%u:%u", t->name, t->name,
 		    t->st.uidvalidity, f.uid);
-	}
 	json_decref(ev);
 }
 
@@ -621,6 +563,7 @@ trig_reset(struct trigger *t)
 	struct event_origin o = trig_origin(t);
 	json_t *ev;
 	uint32_t previous = t->st.uidvalidity;
+	char *err;
 
 	log_warn("trigger %s: UIDVALIDITY of %s changed from %u to %u: posting "
 	    "mailbox.reset and starting over (start_from = %s)", t->name, t->mailbox,
@@ -628,12 +571,13 @@ trig_reset(struct trigger *t)
 	ev = event_mailbox_reset(&o, previous, t->s_uidvalidity);
 	t->st.epoch++;
 	t->st.uidvalidity = t->s_uidvalidity;
-	if (trig_put(t, t->st.epoch, 0, ev) < 0) {
+	if (batch_write(&t->batch, t->d->outbox, t->st.epoch, 0, ev) < 0) {
 		json_decref(ev);
 		t->st.epoch--;
 		t->st.uidvalidity = previous;
-		trig_fail(t, IMAP_ERR_NONE, "cannot queue the mailbox.reset event: %s",
-		    t->put_error);
+		err = batch_take_error(&t->batch);
+		trig_fail(t, IMAP_ERR_NONE, "cannot queue the mailbox.reset event: %s", err);
+		free(err);
 		return -1;
 	}
 	json_decref(ev);
@@ -666,10 +610,7 @@ trig_send_fetch(struct trigger *t)
 		t->win_hi = t->cursor + TRIGGER_BATCH - 1;
 	else
 		t->win_hi = 0;
-	t->batch_max = 0;
-	t->batch_count = 0;
-	str_reset(&t->mark_set);
-	t->mark_lo = t->mark_hi = 0;
+	batch_reset(&t->batch);
 	cmd = imap_cmd_new(t->conn);
 	if (t->win_hi != 0)
 		imap_cmd_addf(cmd, "UID FETCH %u:%u", t->win_lo, t->win_hi);
@@ -750,44 +691,38 @@ trig_status_done(struct trigger *t)
 static void
 trig_fetch_done(struct trigger *t)
 {
+	struct batch *b = &t->batch;
 	uint32_t last = t->st.last_uid;
+	char *why;
 
 	if (t->uv_mismatch) {
-		free(t->put_error);
-		t->put_error = NULL;
 		trig_fail(t, IMAP_ERR_NONE, "UIDVALIDITY of %s changed during the poll",
 		    t->mailbox);
 		return;
 	}
-	if (t->put_error != NULL && t->batch_max > t->put_error_uid) {
+	if (b->error != NULL && b->max > b->error_uid) {
 		/* a server answering out of UID order: committing up to
-		 * batch_max would skip the failed UID; nothing of the batch */
+		 * max would skip the failed UID; nothing of the batch */
 		outbox_drop(t->d->outbox, t->name, 0);
-		t->batch_count = 0;
+		b->count = 0;
 	}
-	if (t->batch_count > 0) {
-		if (trig_commit(t, t->batch_max > last ? t->batch_max : last) < 0)
+	if (b->count > 0) {
+		if (trig_commit(t, b->max > last ? b->max : last) < 0)
 			return;
-		t->events_queued += t->batch_count;
+		t->events_queued += b->count;
 		log_info("trigger %s: queued %u new email%s (up to UID %u)", t->name,
-		    t->batch_count, t->batch_count == 1 ? "" : "s", t->st.last_uid);
+		    b->count, b->count == 1 ? "" : "s", t->st.last_uid);
 	}
-	if (t->put_error != NULL) {
+	if ((why = batch_take_error(b)) != NULL) {
 		/* a write failed (full disk...): what came before it is safe, the
 		 * poll fails and the rest is fetched again (not marked read) */
-		char *why = t->put_error;
-
-		t->put_error = NULL;
 		trig_fail(t, IMAP_ERR_NONE, "cannot queue event: %s", why);
 		free(why);
 		return;
 	}
-	if (t->batch_count > 0) {
-		if (t->mark_as_read) {
-			mark_add(t, 0);         /* flush the last range */
-			trig_state(t, TRIG_MARK);
-			return;
-		}
+	if (b->count > 0 && t->mark_as_read) {
+		trig_state(t, TRIG_MARK);
+		return;
 	}
 	/* next window, if the backlog goes on */
 	if (t->win_hi != 0 && t->have_uidnext && t->win_hi + 1 < t->s_uidnext) {
@@ -876,8 +811,7 @@ trig_fail(struct trigger *t, enum imap_err kind, const char *fmt, ...)
 	t->last_error = xvasprintf(fmt, ap);
 	va_end(ap);
 	t->last_err_kind = kind;
-	free(t->put_error);
-	t->put_error = NULL;
+	batch_reset(&t->batch);
 	if (t->pending > 0) {
 		t->state = TRIG_ABORT;
 		return;
@@ -947,7 +881,8 @@ trig_state(struct trigger *t, enum trig_state next)
 		break;
 	case TRIG_MARK:
 		cmd = imap_cmd_new(t->conn);
-		imap_cmd_addf(cmd, "UID STORE %s +FLAGS.SILENT (\\Seen)", t->mark_set.data);
+		imap_cmd_addf(cmd, "UID STORE %s +FLAGS.SILENT (\\Seen)",
+		    batch_uid_set(&t->batch));
 		trig_send(t, cmd, true);
 		break;
 	case TRIG_CLOSE:

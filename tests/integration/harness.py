@@ -1514,6 +1514,14 @@ class Receiver:
                 self._cond.wait(left)
             return list(self.requests[:count])
 
+    def wait_idle(self, timeout=10.0):
+        """Waits until every connection to the receiver has ended: once its
+        client is dead, everything that client sent has been recorded."""
+        def idle():
+            with self._cond:
+                return not self._conns
+        wait_until(idle, timeout=timeout, what="the receiver's connections to end")
+
     def assert_quiet(self, seconds, expected=None):
         """Waits seconds and asserts that no more than expected (default:
         the current number of) requests arrived meanwhile."""
@@ -1651,6 +1659,14 @@ class Daemon:
         line written after this point."""
         with self._cond:
             return len(self.lines)
+
+    def log_index(self, pattern, since=0):
+        """The number of the first log line from since on that matches the
+        regex pattern, or None."""
+        rx = re.compile(pattern)
+        with self._cond:
+            return next((i for i in range(since, len(self.lines))
+                         if rx.search(self.lines[i])), None)
 
     def wait_for_log(self, pattern, timeout=10, since=0):
         """Waits until a log line (from line number since on) matches the
@@ -1911,6 +1927,7 @@ class ImapGate:
         self.pattern = re.compile(pattern)
         self._armed = threading.Event()
         self._held = threading.Event()
+        self._blocked = threading.Event()
         self._released = threading.Event()
         self.proxy = TcpProxy(host, port, on_client=self._on_client, on_server=self._on_server)
         self.port = None
@@ -1927,11 +1944,18 @@ class ImapGate:
     def arm(self):
         self._released.clear()
         self._held.clear()
+        self._blocked.clear()
         self._armed.set()
 
     def wait_held(self, timeout=15):
         wait_until(self._held.is_set, timeout=timeout,
                    what="a command matching %r through the gate" % self.pattern.pattern)
+
+    def wait_blocked(self, timeout=15):
+        """Waits until the server's first answer after the held command
+        has reached the gate (and is held there)."""
+        wait_until(self._blocked.is_set, timeout=timeout,
+                   what="the server's answer to %r at the gate" % self.pattern.pattern)
 
     def release(self):
         self._armed.clear()
@@ -1944,6 +1968,7 @@ class ImapGate:
 
     def _on_server(self, data, conn):
         if conn.get("hold"):
+            self._blocked.set()
             self._released.wait(60)
             conn["hold"] = False
 
@@ -1992,18 +2017,24 @@ def queued_files(state_dir, webhook="*", trigger="*"):
     files, and single-event "<key>.json" files of the layout before them),
     read the way the daemon loads them: per key the record written last
     wins, and only pending ones count. Sorted by (webhook, trigger, key),
-    that is, in delivery order per queue."""
+    that is, in delivery order per queue. A file the daemon removes while
+    this reads it held nothing pending (it goes with its last delivery)."""
     out = []
     for qdir in sorted(Path(state_dir).glob("outbox/%s/%s" % (webhook, trigger))):
-        if not qdir.is_dir():
+        try:
+            names = sorted(qdir.iterdir()) if qdir.is_dir() else []
+        except FileNotFoundError:
             continue
         latest = {}
-        for f in sorted(qdir.iterdir()):
-            if re.fullmatch(r"[0-9a-f]{16}\.seg", f.name):
-                for state, key, body in read_segment(f):
-                    latest[key] = (state, body)
-            elif re.fullmatch(r"[0-9a-f]{8}-[0-9]{10}\.json", f.name):
-                latest.setdefault(f.name[:-5], ("P", f.read_bytes()))
+        for f in names:
+            try:
+                if re.fullmatch(r"[0-9a-f]{16}\.seg", f.name):
+                    for state, key, body in read_segment(f):
+                        latest[key] = (state, body)
+                elif re.fullmatch(r"[0-9a-f]{8}-[0-9]{10}\.json", f.name):
+                    latest.setdefault(f.name[:-5], ("P", f.read_bytes()))
+            except FileNotFoundError:
+                continue
         for key in sorted(latest):
             state, body = latest[key]
             if state == "P":

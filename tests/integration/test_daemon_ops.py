@@ -111,7 +111,8 @@ class TestHealth(OpsTestCase):
         self.assertRegex(t["lastError"] or "", r"(?i)auth")
         self.assertRegex(conn["lastError"] or "", r"(?i)auth")
         self.assertEqual(conn["open"], 0)
-        self.assertRegex(d.log, r"(?i)trigger t: poll failed: .*auth")
+        # the log line is written with lastError; our reader may lag
+        d.wait_for_log(r"(?i)trigger t: poll failed: .*auth", timeout=5)
         self.assertNotIn(secret_pw, d.log)
         harness.wait_until(lambda: any("auth failed" in line
                                        for line in dovecot.log_lines(self.user)),

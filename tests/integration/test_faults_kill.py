@@ -28,7 +28,7 @@ import re
 import sys
 import time
 
-from . import harness, hostile
+from . import harness
 
 dovecot = None
 
@@ -112,15 +112,16 @@ class KillTest(harness.DaemonTestCase):
                 rx.wait_until(lambda reqs: delivered() >= target, timeout=60,
                               what="%d deliveries" % target)
                 hold = rnd.uniform(0.3, 0.8)
-                n = len(rx.requests)
-                rx.respond(harness.Response(200, delay=hold))
+                with rx._cond:      # the next request is the one held
+                    n = len(rx.requests)
+                    rx.respond(harness.Response(200, delay=hold))
                 rx.wait_until(lambda reqs: len(reqs) > n, timeout=30,
                               what="the request to hold")
                 held = rx.requests[n].header("webhook-id")
                 time.sleep(rnd.uniform(0.05, hold - 0.1))
                 what = "while the receiver held %s" % held
             d.kill()
-            time.sleep(0.2)             # requests sent before the kill arrive
+            rx.wait_idle()              # requests sent before the kill are recorded
             if rx.requests:
                 inflight.append(rx.requests[-1].header("webhook-id"))
             committed = re.findall(r"queued \d+ new emails? \(up to UID (\d+)\)", d.log)

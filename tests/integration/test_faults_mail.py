@@ -16,7 +16,7 @@ import base64
 import os
 import sys
 
-from . import harness, hostile
+from . import harness
 
 dovecot = None
 

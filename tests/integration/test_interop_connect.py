@@ -18,7 +18,6 @@ Run with `make check-interop` (IMAPHOOK_INTEROP_SERVERS picks servers).
 
 import http.client
 import json
-import re
 
 from . import harness
 from . import servers

@@ -197,6 +197,8 @@ class InteropMarkAsRead(DaemonCase):
             ids += self.event_ids("t", uv, self.append(1, mailbox=box))
             rx.wait_for_ids(ids, timeout=10)
         self.assertDeliveredExactly(rx, ids)
+        # the poll ends after the UID STORE's answer; the POST may go first
+        self.api.wait_polls("t", 1)
         self.assertEqual(self.imap.flags(box), {u: {"\\Seen"} for u in self.imap.uids(box)})
 
     def test_mark_as_read_while_running(self):
@@ -329,11 +331,9 @@ class InteropPush(DaemonCase):
         ids = []
         for n in range(2):
             for name, box in zip(names, boxes):
-                t0 = time.monotonic()
                 uid = self.imap.append(box, harness.make_message(subject="push %d" % n))
                 ids += self.event_ids(name, self.uidvalidity(box), [uid])
                 rx.wait_for_ids(ids, timeout=10)        # the interval is an hour
-                self.assertLess(time.monotonic() - t0, 10)
         self.assertDeliveredExactly(rx, ids)
         self.assertEqual(d.log.count("push main: watching again"), 0, d.log)
 

@@ -151,14 +151,36 @@ class PushTest(unittest.TestCase):
         harness.wait_until(lambda: self.push_of() == {"t0": "idle"}, timeout=10,
                            what="IDLE in force")
         mark = self.daemon.mark()
-        self.daemon.wait_for_log(r"push main: watching -> restart", timeout=15, since=mark)
+        restart = r"push main: watching -> restart"
+        self.daemon.wait_for_log(restart, timeout=15, since=mark)
+        # watching again after that re-issue (not after the first set-up)
         self.daemon.wait_for_log(r"push main: (setup|restart) -> watching", timeout=10,
-                                 since=mark)
+                                 since=self.daemon.log_index(restart, since=mark) + 1)
         self.append("INBOX", "after re-issue")
         self.rx.wait_for(1, timeout=10)
         self.assertEqual(self.subjects(), ["after re-issue"])
         # the re-issue reused the connection: one watcher, one pool login at most
         self.assertLessEqual(len(self.daemon_logins()), 2)
+
+    def test_mail_between_idle_and_its_reissue(self):
+        # Mail that comes after the server ended IDLE and before the
+        # watcher's EXAMINE shows only in that EXAMINE's EXISTS count: no
+        # news in itself. The watcher polls once the new IDLE runs.
+        gate = harness.ImapGate(idle_only.host, idle_only.port_plain, rb"^DONE\r\n").start()
+        self.addCleanup(gate.stop)
+        gate.arm()
+        self.start(idle_only, ["INBOX"], log_level="debug", idle_restart=5, port=gate.port)
+        harness.wait_until(lambda: self.push_of() == {"t0": "idle"}, timeout=10,
+                           what="IDLE in force")
+        gate.wait_blocked()     # IDLE's OK is at the gate: the session idles no more
+        mark = self.daemon.mark()
+        self.append("INBOX", "between")
+        gate.release()
+        self.rx.wait_for(1, timeout=10)         # the interval is an hour
+        self.assertEqual(self.subjects(), ["between"])
+        # it was that wake-up, not a notice in IDLE, that found the mail
+        self.daemon.wait_for_log(r"push main: restart -> setup", since=0)
+        self.assertNotRegex("".join(self.daemon.lines[mark:]), r"push main: EXISTS in INBOX")
 
     def test_reconnects_after_the_server_restarts(self):
         self.start(full, ["INBOX", "Other"])
