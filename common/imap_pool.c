@@ -47,7 +47,7 @@ struct imap_pool {
 	unsigned backoff_max, auth_backoff_max;
 	struct pool_entry_list conns;
 	struct imap_lease_list waiting;
-	struct event *run_ev;   /* deferred pool_run */
+	struct event *run_ev;   /* deferred pool_run; the end of a back-off */
 	unsigned seq;           /* for connection names */
 	unsigned failures;
 	uint64_t retry_at;      /* monotonic ms; no new attempt before */
@@ -399,8 +399,18 @@ pool_run(struct imap_pool *pool)
 	if (l == NULL)
 		return;
 	if (pool->failures > 0 && now < pool->retry_at) {
-		if (total == 0)
+		if (total == 0) {
 			pool_fail_waiting(pool, &pool->last_err);
+		} else {
+			/* the others are busy (a push watcher may hold one
+			 * for hours): try again when the back-off ends */
+			struct timeval tv;
+			uint64_t ms = pool->retry_at - now;
+
+			tv.tv_sec = (time_t)(ms / 1000u);
+			tv.tv_usec = (suseconds_t)(ms % 1000u) * 1000;
+			evtimer_add(pool->run_ev, &tv);
+		}
 		return;
 	}
 	/* open more while there are more waiters than connections coming */

@@ -48,6 +48,7 @@ struct watcher {
 	unsigned pending;
 	bool failed;
 	bool fresh;                     /* connected since the last wake-up */
+	uint64_t watching_since;        /* monotonic ms, IDLE: the "+" */
 	unsigned failures;
 };
 
@@ -74,6 +75,14 @@ static void watcher_conn_lost(struct imap_conn *, const struct imap_error *, voi
 static void watcher_timer_cb(evutil_socket_t, short, void *);
 static void watcher_send_examine(struct watcher *);
 
+/* Names the same mailbox: INBOX is INBOX in any case (RFC 3501 5.1), and a
+ * trigger on "Inbox" hears of what NOTIFY reports for "INBOX". */
+static bool
+same_mailbox(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0 || (strcasecmp(a, "INBOX") == 0 && strcasecmp(b, "INBOX") == 0);
+}
+
 /* Tells the account's triggers on mailbox (NULL: all) how they are pushed,
  * and optionally wakes them. */
 static void
@@ -87,7 +96,7 @@ acct_triggers(struct push_account *a, const char *mailbox, const char *method, b
 
 		if (!trigger_is_idle(t) || strcmp(trigger_connection(t), a->connection) != 0)
 			continue;
-		if (mailbox != NULL && strcmp(trigger_mailbox(t), mailbox) != 0)
+		if (mailbox != NULL && !same_mailbox(trigger_mailbox(t), mailbox))
 			continue;
 		if (method != NULL)
 			trigger_set_push(t, method);
@@ -216,6 +225,21 @@ watcher_cmd_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *re
 	}
 	if (w->pending > 0 || w->failed)
 		return;
+	if (!w->notify && (w->state == W_SETUP || w->state == W_WATCHING)) {
+		/* IDLE ended without our DONE: some servers end a long IDLE
+		 * themselves. Issue it again as after a re-issue; one that
+		 * ends before or right after its "+" is of no use (and
+		 * issuing it again at once would hammer the server). */
+		if (w->state == W_SETUP || monotonic_ms() - w->watching_since < 1000) {
+			watcher_lost(w, "the server ended IDLE at once");
+			return;
+		}
+		log_debug("push %s %s: the server ended IDLE", w->acct->connection, w->mailbox);
+		w->fresh = true;
+		watcher_send_examine(w);
+		watcher_state(w, W_SETUP);
+		return;
+	}
 	if (w->state == W_RESTART) {
 		/* IDLE ended (or NOOP answered): watch on. IDLE selects its
 		 * mailbox again: it may have been deleted and created anew,
@@ -429,6 +453,7 @@ watcher_state(struct watcher *w, enum watcher_state next)
 		}
 		break;
 	case W_WATCHING:
+		w->watching_since = monotonic_ms();
 		watcher_arm(w, (uint64_t)cfg->idle_restart * 1000u);
 		if (w->failures > 0) {
 			log_info("push %s%s%s: watching again", a->connection,
@@ -488,7 +513,7 @@ push_new(struct daemon *d)
 		trigger_set_push(t, NULL);
 		a = push_account(p, trigger_connection(t));
 		for (j = 0; j < a->nmailboxes; j++)
-			if (strcmp(a->mailboxes[j], trigger_mailbox(t)) == 0)
+			if (same_mailbox(a->mailboxes[j], trigger_mailbox(t)))
 				break;
 		if (j == a->nmailboxes) {
 			a->mailboxes = xreallocarray(a->mailboxes, a->nmailboxes + 1, sizeof(char *));
@@ -526,7 +551,7 @@ push_refresh(struct push *p, const char *connection, const char *mailbox)
 		for (j = 0; j < a->nwatchers; j++) {
 			struct watcher *w = a->watchers[j];
 
-			if (w->mailbox != NULL && strcmp(w->mailbox, mailbox) == 0 &&
+			if (w->mailbox != NULL && same_mailbox(w->mailbox, mailbox) &&
 			    w->state == W_WATCHING)
 				watcher_state(w, W_RESTART);
 		}

@@ -208,6 +208,9 @@ trigger_set_push(struct trigger *t, const char *method)
 void
 trigger_wake(struct trigger *t)
 {
+	if (t->state == TRIG_WAIT && t->failures > 0)
+		return;         /* backing off: the retry will look (no storm of
+				 * failing polls while mail keeps coming) */
 	if (t->state == TRIG_WAIT) {
 		evtimer_del(t->timer);
 		trig_state(t, TRIG_LEASE);

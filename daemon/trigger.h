@@ -60,7 +60,8 @@ const char *trigger_mailbox(const struct trigger *t);
 bool trigger_is_idle(const struct trigger *t);
 /* How new mail reaches the trigger ("notify", "idle"), or NULL: polling. */
 void trigger_set_push(struct trigger *t, const char *method);
-/* New mail (push): poll now, or right after the poll in progress. */
+/* New mail (push): poll now, or right after the poll in progress; while
+ * backing off from failed polls, the retry looks in its time. */
 void trigger_wake(struct trigger *t);
 /* True when cfg describes this trigger exactly (reload keeps it). */
 bool trigger_same(const struct trigger *t, const struct cfg_trigger *cfg);

@@ -176,34 +176,47 @@ class Session:
         while not self.server.stopping.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 return
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError as e:
-                raise PeerGone(str(e))
-            if not data:
-                raise PeerGone("peer closed")
+            self._recv()
         raise PeerGone("stopping")
+
+    def _recv(self):
+        """What the client sent within 0.2 s (b"" if nothing)."""
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return b""
+        except OSError as e:
+            raise PeerGone(str(e))
+        if not data:
+            raise PeerGone("peer closed")
+        return data
+
+    def _line_in_buffer(self, deadline=None):
+        """Reads until a whole line is buffered (True) or the monotonic
+        deadline passes (False)."""
+        self.sock.settimeout(0.2)
+        while CRLF not in self._buf:
+            if self.server.stopping.is_set():
+                raise PeerGone("stopping")
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self._buf += self._recv()
+        return True
+
+    def wait_done(self, seconds):
+        """IDLE: waits for the client's DONE line (True) or seconds (False)."""
+        if not self._line_in_buffer(time.monotonic() + seconds):
+            return False
+        line, self._buf = self._buf.split(CRLF, 1)
+        self.commands.append(line)
+        return True
 
     def read_command(self):
         """The next command line of the client (bytes, CRLF removed);
         synchronizing literals in it are answered with "+" and read."""
-        self.sock.settimeout(0.2)
         line = b""
         while True:
-            while CRLF not in self._buf:
-                if self.server.stopping.is_set():
-                    raise PeerGone("stopping")
-                try:
-                    data = self.sock.recv(65536)
-                except socket.timeout:
-                    continue
-                except OSError as e:
-                    raise PeerGone(str(e))
-                if not data:
-                    raise PeerGone("peer closed")
-                self._buf += data
+            self._line_in_buffer()
             part, self._buf = self._buf.split(CRLF, 1)
             line += part
             m = re.search(rb"\{(\d+)(\+?)\}$", part)
@@ -227,11 +240,17 @@ CAPS = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT"
 
 def normal_answer(s, tag, verb, line):
     """The answer of a small, well-behaved server to one command."""
+    caps = s.server.caps
     if verb == "CAPABILITY":
-        s.line("* CAPABILITY " + CAPS)
+        s.line("* CAPABILITY " + caps)
         s.line(tag + " OK CAPABILITY done")
     elif verb in ("LOGIN", "AUTHENTICATE"):
-        s.line(tag + " OK [CAPABILITY %s] logged in" % CAPS)
+        s.line(tag + " OK [CAPABILITY %s] logged in" % caps)
+    elif verb == "IDLE" and s.server.idle_for is not None:
+        # ends IDLE itself after idle_for seconds, unless DONE comes first
+        s.line("+ idling")
+        s.wait_done(s.server.idle_for)
+        s.line(tag + " OK IDLE done")
     elif verb == "STATUS":
         s.line('* STATUS "INBOX" (UIDNEXT 2 UIDVALIDITY 7 MESSAGES 1)')
         s.line(tag + " OK STATUS done")
@@ -367,12 +386,16 @@ class HostileImap:
         srv.stop()
 
     attack: a name of ATTACKS or None (a well-behaved server). Every client
-    connection is a Session in .sessions."""
+    connection is a Session in .sessions. caps: the capabilities it
+    advertises; idle_for: with IDLE among them, the seconds after which
+    it ends an IDLE itself."""
 
-    def __init__(self, attack=None):
+    def __init__(self, attack=None, caps=CAPS, idle_for=None):
         if attack is not None and attack not in ATTACKS:
             raise ValueError("no attack %r" % attack)
         self.attack = attack
+        self.caps = caps
+        self.idle_for = idle_for
         self.port = None
         self.sessions = []
         self.errors = []

@@ -3,10 +3,11 @@ interval. Three Dovecots: one with everything (NOTIFY), one advertising IDLE
 but not NOTIFY, one advertising neither."""
 
 import json
+import re
 import unittest
 import urllib.request
 
-from . import harness
+from . import harness, hostile
 
 full = None             # NOTIFY and IDLE
 idle_only = None        # IDLE, no NOTIFY
@@ -40,7 +41,7 @@ class PushTest(unittest.TestCase):
         self.user, _ = server.add_user()
         with server.imap(self.user) as imap:
             for m in mailboxes:
-                if m != "INBOX":
+                if m.upper() != "INBOX":
                     imap.create(m)
         self.rx = harness.Receiver().start()
         self.addCleanup(self.rx.stop)
@@ -119,6 +120,16 @@ class PushTest(unittest.TestCase):
         self.append("INBOX", "pushed two")
         self.rx.wait_for(2, timeout=10)
         self.assertEqual(self.subjects(), ["pushed one", "pushed two"])
+
+    def test_notify_wakes_a_trigger_on_inbox_in_another_case(self):
+        # NOTIFY reports "INBOX"; the trigger says "Inbox", as mail clients
+        # show it: the same mailbox (RFC 3501 5.1)
+        self.start(full, ["Inbox"])
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify"}, timeout=10,
+                           what="NOTIFY in force")
+        self.append("INBOX", "any case")
+        self.rx.wait_for(1, timeout=10)         # the interval is an hour
+        self.assertEqual(self.subjects(), ["any case"])
 
     def test_notify_watches_many_mailboxes_on_one_connection(self):
         boxes = ["INBOX", "Sales", "Support", "Entwürfe", "Archive/2026", "Rechnungen"]
@@ -226,3 +237,51 @@ class PushTest(unittest.TestCase):
         with urllib.request.urlopen(url, timeout=5) as r:
             text = r.read().decode()
         self.assertIn('imaphook_trigger_push{trigger="t0",method="notify"} 1', text)
+
+
+class ServerEndsIdle(unittest.TestCase):
+    """A server that ends IDLE itself (some do after a while), played by
+    hostile.HostileImap: Dovecot cannot be made to."""
+
+    def start(self, idle_for):
+        srv = hostile.HostileImap(caps=hostile.CAPS + " IDLE", idle_for=idle_for).start()
+        self.addCleanup(srv.stop)
+        rx = harness.Receiver().start()
+        self.addCleanup(rx.stop)
+        cfg = harness.Config(harness.make_tmpdir("push"))
+        cfg.set(log_level="debug", poll_backoff_max=2)
+        cfg.add_connection(name="main", host="127.0.0.1", port=srv.port, secure=False,
+                           username="user", password="secret", timeout=5)
+        cfg.add_webhook("w", rx.url())
+        cfg.add_trigger("t0", "main", "INBOX", ["w"], interval=3600, mode="idle")
+        d = harness.Daemon(cfg.write())
+        self.addCleanup(d.stop)
+        d.start()
+        return srv, d
+
+    @staticmethod
+    def idles(srv):
+        return sum(1 for s in list(srv.sessions) for c in list(s.commands)
+                   if re.fullmatch(rb"\S+ IDLE", c))
+
+    def test_idle_ended_by_the_server_is_issued_again(self):
+        # not only every idle_restart (25 min): the watcher would hear
+        # nothing until then
+        srv, d = self.start(idle_for=1.5)
+        harness.wait_until(lambda: self.idles(srv) >= 3, timeout=20,
+                           what="IDLE issued again after the server ended it")
+        self.assertNotIn("reconnecting", d.log)         # on the same connection
+        self.assertEqual(srv.errors, [])
+
+    def test_idle_ended_at_once_backs_off(self):
+        # an IDLE that ends right after its "+" is of no use: reconnect with
+        # back-off rather than issue it again and again
+        srv, d = self.start(idle_for=0)
+        d.wait_for_log(r"push main INBOX: the server ended IDLE at once \(reconnecting in",
+                       timeout=15)
+        mark = self.idles(srv)
+        harness.wait_until(lambda: d.log.count("the server ended IDLE at once") >= 3,
+                           timeout=20, what="two more attempts, backing off")
+        # a back-off of 1-2 s between attempts, not thousands of IDLEs
+        self.assertLess(self.idles(srv) - mark, 10)
+        self.assertEqual(srv.errors, [])

@@ -369,6 +369,42 @@ START_TEST(test_failed_attempt_backoff)
 }
 END_TEST
 
+/*
+ * Fixed bug (imap_pool.c pool_run): a connection attempt failed while
+ * another connection was open and busy (a push watcher holds one for
+ * hours); the waiter stayed queued through the back-off, but nothing ran
+ * the pool when the back-off ended: it waited until some other lease or
+ * release came, and a trigger's poll stalled for as long.
+ */
+START_TEST(test_retry_while_another_is_busy)
+{
+	struct lease_res a, b;
+	struct fake_peer *p0;
+
+	new_pool(1, 900);
+	lease(&a);
+	p0 = fake_peer(&srv, 0);
+	fake_login(p0, "");
+	FAKE_WAIT(&srv, a.calls == 1);
+	lease(&b);                      /* a keeps its connection */
+	fake_run_ms(&srv, 50);
+	ck_assert_uint_eq(srv.npeers, 2);
+	fake_send(&srv.peers[1], "* BYE [UNAVAILABLE] too busy\r\n");
+	fake_run_ms(&srv, 50);
+	ck_assert_int_eq(b.calls, 0);   /* a's connection may come back */
+	ck_assert_uint_eq(stats().failures, 1);
+	/* the back-off (at most 1 s) ends: a new attempt, without any call */
+	fake_run_ms(&srv, 1300);
+	ck_assert_uint_eq(srv.npeers, 3);
+	fake_login(fake_peer(&srv, 2), "");
+	FAKE_WAIT(&srv, b.calls == 1);
+	ck_assert_ptr_nonnull(b.conn);
+	ck_assert_ptr_ne(b.conn, a.conn);
+	release(a.conn, true);
+	release(b.conn, true);
+}
+END_TEST
+
 START_TEST(test_connect_refused)
 {
 	struct lease_res a;
@@ -581,6 +617,7 @@ main(void)
 	tcase_add_test(tc, test_backoff_bounds);
 	tcase_add_test(tc, test_stats_fresh);
 	tcase_add_test(tc, test_max_connections_fifo_reuse);
+	tcase_add_test(tc, test_retry_while_another_is_busy);
 	tcase_add_test(tc, test_release_not_reusable);
 	tcase_add_test(tc, test_failed_attempt_backoff);
 	tcase_add_test(tc, test_connect_refused);
