@@ -95,6 +95,14 @@ state_parse(const char *data, size_t len, struct trigger_state *st,
 		    "integers from 0 to 4294967295");
 		goto out;
 	}
+	if (get_u32(root, "seenFrom", 0, &st->seen_from) < 0 ||
+	    get_u32(root, "seenTo", 0, &st->seen_to) < 0 ||
+	    (st->seen_from == 0) != (st->seen_to == 0) || st->seen_from > st->seen_to ||
+	    st->seen_to > st->last_uid) {
+		*why_r = xstrdup("seenFrom and seenTo must be UIDs from 1 to lastUid, "
+		    "seenFrom <= seenTo");
+		goto out;
+	}
 	if (get_str(root, "connection", &st->connection) < 0 ||
 	    get_str(root, "mailbox", &st->mailbox) < 0) {
 		*why_r = xstrdup("connection and mailbox must be strings");
@@ -209,6 +217,10 @@ state_write(const char *state_dir, const char *trigger,
 	    "epoch", (json_int_t)st->epoch,
 	    "connection", st->connection,
 	    "mailbox", st->mailbox);
+	if (root != NULL && st->seen_to != 0) {
+		json_object_set_new(root, "seenFrom", json_integer(st->seen_from));
+		json_object_set_new(root, "seenTo", json_integer(st->seen_to));
+	}
 	if (root == NULL) {
 		/* Only a connection or mailbox that is not UTF-8 gets here. */
 		*error_r = xasprintf("state of %s: connection or mailbox is not "

@@ -4,6 +4,9 @@
  * A trigger's state lives in state_dir/triggers/<trigger>.json, e.g.
  *   {"uidValidity":1795653631,"lastUid":42,"epoch":3,
  *    "connection":"work","mailbox":"INBOX"}
+ * plus, with mark_as_read, "seenFrom" and "seenTo" while the UIDs from:to
+ * queued last are still to be marked \Seen (a poll cut off after queueing
+ * them: the next poll marks them).
  * and is replaced atomically and durably (tmp file, fsync, rename, fsync of
  * the directory). "epoch" counts uidValidity changes; it is the high half
  * of the outbox keys, so that events of a new epoch sort after the old ones.
@@ -22,6 +25,8 @@ struct trigger_state {
 	uint32_t uidvalidity;
 	uint32_t last_uid;      /* the highest UID queued */
 	uint32_t epoch;
+	uint32_t seen_from;     /* UIDs seen_from:seen_to still to mark \Seen; */
+	uint32_t seen_to;       /* both 0: none */
 	char *connection;       /* owned; NULL when not recorded */
 	char *mailbox;          /* owned; NULL when not recorded */
 };
@@ -30,7 +35,8 @@ struct trigger_state {
  * Loads the state of trigger into *st_r (cleared first). Returns 0 with
  * exists = false when there is no state file, 0 with exists = true when it
  * was loaded, or -1 with a malloc'd message in *error_r. A corrupt file (bad
- * JSON, missing or out-of-range "uidValidity"/"lastUid", wrong types, larger
+ * JSON, missing or out-of-range "uidValidity"/"lastUid", "seenFrom"/"seenTo"
+ * not both there or not 1 <= from <= to <= lastUid, wrong types, larger
  * than STATE_MAX_FILE, a directory) is renamed aside to
  * "<trigger>.json.corrupt-<unix time>" so the next load finds no file; a
  * file that cannot be read for another reason (EACCES, EIO, EMFILE...) is

@@ -5,15 +5,12 @@
 #include <string.h>
 
 void
-batch_init(struct batch *b, const char *trigger, char *const *webhooks, size_t nwebhooks,
-    bool keep_uids)
+batch_init(struct batch *b, const char *trigger, char *const *webhooks, size_t nwebhooks)
 {
 	memset(b, 0, sizeof(*b));
 	b->trigger = trigger;
 	b->webhooks = webhooks;
 	b->nwebhooks = nwebhooks;
-	b->keep_uids = keep_uids;
-	str_init(&b->uids);
 }
 
 void
@@ -21,7 +18,6 @@ batch_free(struct batch *b)
 {
 	free(b->error);
 	b->error = NULL;
-	str_free(&b->uids);
 }
 
 void
@@ -32,8 +28,6 @@ batch_reset(struct batch *b)
 	free(b->error);
 	b->error = NULL;
 	b->error_uid = 0;
-	str_reset(&b->uids);
-	b->lo = b->hi = 0;
 }
 
 int
@@ -65,21 +59,6 @@ batch_write(struct batch *b, struct outbox *ob, uint32_t epoch, uint32_t uid,
 	return ret;
 }
 
-/* Appends the last range to uids. */
-static void
-flush_range(struct batch *b)
-{
-	if (b->hi == 0)
-		return;
-	if (b->uids.len > 0)
-		str_append_c(&b->uids, ',');
-	if (b->lo == b->hi)
-		str_printf(&b->uids, "%u", b->lo);
-	else
-		str_printf(&b->uids, "%u:%u", b->lo, b->hi);
-	b->lo = b->hi = 0;
-}
-
 int
 batch_add(struct batch *b, struct outbox *ob, uint32_t epoch, uint32_t uid, const json_t *ev)
 {
@@ -88,14 +67,6 @@ batch_add(struct batch *b, struct outbox *ob, uint32_t epoch, uint32_t uid, cons
 	b->count++;
 	if (uid > b->max)
 		b->max = uid;
-	if (b->keep_uids) {
-		if (b->hi != 0 && uid == b->hi + 1) {
-			b->hi = uid;
-		} else {
-			flush_range(b);
-			b->lo = b->hi = uid;
-		}
-	}
 	return 0;
 }
 
@@ -106,11 +77,4 @@ batch_take_error(struct batch *b)
 
 	b->error = NULL;
 	return err;
-}
-
-const char *
-batch_uid_set(struct batch *b)
-{
-	flush_range(b);
-	return b->uids.data != NULL ? b->uids.data : "";
 }

@@ -1,8 +1,8 @@
 /*
  * batch: what one UID FETCH window of a trigger queues. Each event is
  * written to the outbox queue of every webhook of the trigger, all or none;
- * the batch keeps the highest UID queued, the first write that failed, and
- * (for mark_as_read) the UIDs queued as an IMAP set for UID STORE.
+ * the batch keeps the highest UID queued, its count, and the first write
+ * that failed.
  */
 #ifndef IMAPHOOKD_BATCH_H
 #define IMAPHOOKD_BATCH_H
@@ -14,27 +14,23 @@
 #include <jansson.h>
 
 #include "outbox.h"
-#include "util.h"
 
 struct batch {
 	/* set by batch_init, not owned */
 	const char *trigger;
 	char *const *webhooks;
 	size_t nwebhooks;
-	bool keep_uids;
 
 	uint32_t max;                   /* highest UID added, 0: none */
 	unsigned count;                 /* events added */
 	char *error;                    /* the first write failure, or NULL */
 	uint32_t error_uid;             /* the UID whose write failed */
-	struct str uids;                /* UIDs added, but the last range */
-	uint32_t lo, hi;                /* the last range, hi 0: none */
 };
 
-/* The strings must outlive the batch; keep_uids: build batch_uid_set's. */
+/* The strings must outlive the batch. */
 void batch_init(struct batch *b, const char *trigger, char *const *webhooks,
-    size_t nwebhooks, bool keep_uids);
-/* Frees what the batch owns (the error, the UID set). */
+    size_t nwebhooks);
+/* Frees what the batch owns (the error). */
 void batch_free(struct batch *b);
 /* A new window: nothing added, no error (a pending one is freed). */
 void batch_reset(struct batch *b);
@@ -45,14 +41,11 @@ void batch_reset(struct batch *b);
  */
 int batch_write(struct batch *b, struct outbox *ob, uint32_t epoch, uint32_t uid,
     const json_t *ev);
-/* batch_write of a message's event that, when written, counts in count,
- * max and the UID set. */
+/* batch_write of a message's event that, when written, counts in count
+ * and max. */
 int batch_add(struct batch *b, struct outbox *ob, uint32_t epoch, uint32_t uid,
     const json_t *ev);
 /* The error (the caller frees it), or NULL; the batch has none after. */
 char *batch_take_error(struct batch *b);
-/* The UIDs added in order of arrival as an IMAP set ("3:5,9"), "" when
- * none; owned by the batch, valid until the next add or reset. */
-const char *batch_uid_set(struct batch *b);
 
 #endif

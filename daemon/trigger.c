@@ -129,7 +129,7 @@ trigger_new(struct daemon *d, const struct cfg_trigger *cfg)
 	t->max_content_size = cfg->max_content_size;
 	t->state = TRIG_STOPPED;
 	t->timer = evtimer_new(d->base, trig_timer_cb, t);
-	batch_init(&t->batch, t->name, t->webhooks, t->nwebhooks, t->mark_as_read);
+	batch_init(&t->batch, t->name, t->webhooks, t->nwebhooks);
 	if (state_load(d->config->state_dir, t->name, &t->st, &err) < 0) {
 		/* a corrupt file was set aside (the next load starts afresh);
 		 * an unreadable one is retried at each poll, never overwritten */
@@ -490,26 +490,27 @@ trig_send_status(struct trigger *t)
 
 /*
  * Persists st (recording this trigger's connection and mailbox), or fails
- * the poll; returns 0 or -1. Durable before returning; or, with baseline
- * (a new trigger's first state), atomically now and durably within
- * DAEMON_STATE_SYNC_MS together with every other baseline of the moment:
- * 10,000 triggers starting must not cost 20,000 fsyncs in a row.
+ * the poll; returns 0 or -1. Durable before returning; or, with lazy (a
+ * new trigger's first state, or UIDs marked \Seen), atomically now and
+ * durably within DAEMON_STATE_SYNC_MS together with every other such
+ * state of the moment: 10,000 triggers starting must not cost 20,000
+ * fsyncs in a row.
  */
 static int
-trig_save_how(struct trigger *t, bool baseline)
+trig_save_how(struct trigger *t, bool lazy)
 {
 	struct trigger_state out = t->st;
 	char *err = NULL;
 
 	out.connection = t->connection;
 	out.mailbox = t->mailbox;
-	if ((baseline ? state_save_nosync : state_save)(t->d->config->state_dir, t->name,
+	if ((lazy ? state_save_nosync : state_save)(t->d->config->state_dir, t->name,
 	    &out, &err) < 0) {
 		trig_fail(t, IMAP_ERR_NONE, "cannot save state: %s", err);
 		free(err);
 		return -1;
 	}
-	if (baseline)
+	if (lazy)
 		daemon_state_sync_later(t->d);
 	/* the saved state names our connection and mailbox now */
 	if (t->st.connection == NULL || strcmp(t->st.connection, t->connection) != 0) {
@@ -529,12 +530,13 @@ trig_save(struct trigger *t)
 	return trig_save_how(t, false);
 }
 
-/* Makes what the batch put durable, then the state, then deliverable. On
+/* Makes what the batch put durable, then the state (with mark_as_read,
+ * the UIDs now queued as still to mark \Seen), then deliverable. On
  * failure the in-memory state stays what the disk holds. */
 static int
-trig_commit(struct trigger *t, uint32_t new_last_uid)
+trig_commit(struct trigger *t, uint32_t new_last_uid, bool to_mark)
 {
-	uint32_t old_last_uid = t->st.last_uid;
+	struct trigger_state old = t->st;
 	char *err = NULL;
 
 	if (outbox_sync(t->d->outbox, t->name, &err) < 0) {
@@ -542,13 +544,38 @@ trig_commit(struct trigger *t, uint32_t new_last_uid)
 		free(err);
 		return -1;
 	}
+	if (to_mark) {
+		/* after those of a cut-off poll, if any (they end at last_uid) */
+		if (t->st.seen_to == 0)
+			t->st.seen_from = t->st.last_uid + 1;
+		t->st.seen_to = new_last_uid;
+	}
 	t->st.last_uid = new_last_uid;
 	if (trig_save(t) < 0) {
-		t->st.last_uid = old_last_uid;  /* what is on disk */
+		/* what is on disk */
+		t->st.last_uid = old.last_uid;
+		t->st.seen_from = old.seen_from;
+		t->st.seen_to = old.seen_to;
 		return -1;
 	}
 	outbox_commit(t->d->outbox, t->name);
 	webhook_sender_kick(t->d->sender);
+	return 0;
+}
+
+/* The UID STORE of the UIDs to mark \Seen is through: none are pending
+ * any more. Not fsynced: if that is lost, they are marked once more. */
+static int
+trig_marked(struct trigger *t)
+{
+	uint32_t from = t->st.seen_from, to = t->st.seen_to;
+
+	t->st.seen_from = t->st.seen_to = 0;
+	if (trig_save_how(t, true) < 0) {
+		t->st.seen_from = from;
+		t->st.seen_to = to;
+		return -1;
+	}
 	return 0;
 }
 
@@ -584,7 +611,8 @@ trig_reset(struct trigger *t)
 		return -1;
 	}
 	json_decref(ev);
-	if (trig_commit(t, t->start_from == CFG_START_ALL ? 0 : trig_baseline(t)) < 0) {
+	t->st.seen_from = t->st.seen_to = 0;    /* UIDs of the old UIDVALIDITY */
+	if (trig_commit(t, t->start_from == CFG_START_ALL ? 0 : trig_baseline(t), false) < 0) {
 		/* not on disk: the next poll sees the change again */
 		t->st.epoch--;
 		t->st.uidvalidity = previous;
@@ -651,12 +679,15 @@ trig_status_done(struct trigger *t)
 		t->st.exists = true;
 		t->st.uidvalidity = t->s_uidvalidity;
 		t->st.last_uid = t->start_from == CFG_START_ALL ? 0 : trig_baseline(t);
+		t->st.seen_from = t->st.seen_to = 0;
 		if (trig_save_how(t, true) < 0) {
 			/* not on disk: start over next time */
 			t->st.epoch = was.epoch;
 			t->st.exists = was.exists;
 			t->st.uidvalidity = was.uidvalidity;
 			t->st.last_uid = was.last_uid;
+			t->st.seen_from = was.seen_from;
+			t->st.seen_to = was.seen_to;
 			return;
 		}
 		log_info("trigger %s: watching %s (UIDVALIDITY %u), %s", t->name, t->mailbox,
@@ -681,11 +712,15 @@ trig_status_done(struct trigger *t)
 		if (t->d->push != NULL)
 			push_refresh(t->d->push, t->connection, t->mailbox);
 	}
-	if ((t->s_uidnext > 0 && t->s_uidnext - 1 <= t->st.last_uid) ||
-	    t->s_uidnext == t->checked_uidnext) {
+	if (!t->mark_as_read)
+		t->st.seen_from = t->st.seen_to = 0;    /* no longer wanted */
+	if (((t->s_uidnext > 0 && t->s_uidnext - 1 <= t->st.last_uid) ||
+	    t->s_uidnext == t->checked_uidnext) && t->st.seen_to == 0) {
 		trig_state(t, TRIG_CLOSE);      /* nothing new: one round trip */
 		return;
 	}
+	/* new mail, or UIDs a cut-off poll queued and did not mark \Seen:
+	 * marked once this fetch (under the same UIDVALIDITY) is through */
 	t->cursor = t->st.last_uid + 1;
 	t->uv_mismatch = false;
 	trig_state(t, TRIG_FETCH);
@@ -710,7 +745,7 @@ trig_fetch_done(struct trigger *t)
 		b->count = 0;
 	}
 	if (b->count > 0) {
-		if (trig_commit(t, b->max > last ? b->max : last) < 0)
+		if (trig_commit(t, b->max > last ? b->max : last, t->mark_as_read) < 0)
 			return;
 		t->events_queued += b->count;
 		log_info("trigger %s: queued %u new email%s (up to UID %u)", t->name,
@@ -723,7 +758,7 @@ trig_fetch_done(struct trigger *t)
 		free(why);
 		return;
 	}
-	if (b->count > 0 && t->mark_as_read) {
+	if (t->mark_as_read && t->st.seen_to != 0) {
 		trig_state(t, TRIG_MARK);
 		return;
 	}
@@ -884,8 +919,8 @@ trig_state(struct trigger *t, enum trig_state next)
 		break;
 	case TRIG_MARK:
 		cmd = imap_cmd_new(t->conn);
-		imap_cmd_addf(cmd, "UID STORE %s +FLAGS.SILENT (\\Seen)",
-		    batch_uid_set(&t->batch));
+		imap_cmd_addf(cmd, "UID STORE %u:%u +FLAGS.SILENT (\\Seen)",
+		    t->st.seen_from, t->st.seen_to);
 		trig_send(t, cmd, true);
 		break;
 	case TRIG_CLOSE:
@@ -939,7 +974,10 @@ trig_step_done(struct trigger *t)
 		trig_fetch_done(t);
 		break;
 	case TRIG_MARK:
-		/* \Seen is best effort: the events are queued already */
+		/* \Seen is best effort (a NO is not retried): the events are
+		 * queued already */
+		if (trig_marked(t) < 0)
+			return;
 		if (t->win_hi != 0 && t->have_uidnext && t->win_hi + 1 < t->s_uidnext) {
 			t->cursor = t->win_hi + 1;
 			trig_state(t, TRIG_FETCH);

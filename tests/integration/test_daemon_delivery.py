@@ -23,6 +23,7 @@ import json
 import re
 import secrets
 import sys
+import threading
 
 from . import harness
 
@@ -230,6 +231,54 @@ class TestCleanStop(DeliveryTestCase):
         self.api.wait_polls("t", 2)
         self.assertDeliveredExactly(rx, self.event_ids("t", uv, a + b + c),
                                     "a clean stop and start delivered something twice")
+
+
+    def test_mark_as_read_cut_off_is_done_by_the_next_poll(self):
+        # The UIDs queued are persisted as still to mark \Seen with the
+        # state; a poll cut off before its UID STORE went through (here:
+        # the STORE never reaches Dovecot, then SIGTERM) leaves them
+        # pending, and the next run marks them, delivering nothing again.
+        dropping = threading.Event()
+        dropped = threading.Event()
+
+        def on_client(data, conn):
+            if dropping.is_set() and re.search(rb"(?m)^\S+ UID STORE ", data):
+                dropped.set()
+                return b""              # lost on the way
+            return None
+
+        proxy = harness.TcpProxy(dovecot.host, dovecot.port_plain, on_client=on_client).start()
+        self.addCleanup(proxy.stop)
+        cfg = self.make_config(mode="plain")
+        cfg.connection("main")["port"] = proxy.port
+        rx = self.receiver()
+        self.add_hook(cfg, "hook", rx)
+        cfg.add_trigger("t", "main", "INBOX", ["hook"], interval=1, mark_as_read=True)
+        uv = self.uidvalidity()
+        d = self.run_daemon(cfg)
+        d.wait_for_log(r"trigger t: watching INBOX")
+        dropping.set()
+        a = self.append(2)
+        rx.wait_for_ids(self.event_ids("t", uv, a))
+        harness.wait_until(dropped.is_set, timeout=10, what="the UID STORE")
+        st = harness.trigger_state(cfg.state_dir, "t")
+        self.assertEqual((st["lastUid"], st.get("seenFrom"), st.get("seenTo")),
+                         (a[-1], a[0], a[-1]), st)
+        d.term()                                # exit 0 within 10 s
+        self.assertEqual(self.imap.flags("INBOX"), {u: set() for u in a})
+
+        dropping.clear()
+        d = self.run_daemon(cfg)
+        harness.wait_until(lambda: self.imap.flags("INBOX") == {u: {"\\Seen"} for u in a},
+                           timeout=15, what="the pending UIDs marked \\Seen")
+        harness.wait_until(lambda: "seenTo" not in harness.trigger_state(cfg.state_dir, "t"),
+                           timeout=10, what="nothing pending in the state")
+        # and the same run goes on marking new mail
+        b = self.append(1)
+        rx.wait_for_ids(self.event_ids("t", uv, b))
+        self.api.wait_polls("t", 1)
+        self.assertEqual(self.imap.flags("INBOX"), {u: {"\\Seen"} for u in a + b})
+        self.assertDeliveredExactly(rx, self.event_ids("t", uv, a + b))
 
 
 class TestOnce(DeliveryTestCase):

@@ -86,6 +86,8 @@ START_TEST(test_round_trip)
 	ck_assert_uint_eq(got.epoch, 3);
 	ck_assert_str_eq(got.connection, "work");
 	ck_assert_str_eq(got.mailbox, "Entwürfe");
+	ck_assert_uint_eq(got.seen_from, 0);
+	ck_assert_uint_eq(got.seen_to, 0);
 	trigger_state_clear(&got);
 	ck_assert(!got.exists);
 	ck_assert_ptr_null(got.connection);
@@ -99,8 +101,19 @@ START_TEST(test_round_trip)
 	ck_assert_int_eq(json_integer_value(json_object_get(root, "lastUid")), 42);
 	ck_assert_int_eq(json_integer_value(json_object_get(root, "epoch")), 3);
 	ck_assert_str_eq(json_string_value(json_object_get(root, "mailbox")), "Entwürfe");
+	ck_assert_ptr_null(json_object_get(root, "seenFrom"));     /* none pending */
 	json_decref(root);
 	free(data);
+
+	/* UIDs still to mark \Seen come back */
+	st.seen_from = 40;
+	st.seen_to = 42;
+	ck_assert_int_eq(state_save(tmpdir, "support-inbox", &st, &error), 0);
+	ck_assert_int_eq(state_load(tmpdir, "support-inbox", &got, &error), 0);
+	ck_assert_uint_eq(got.seen_from, 40);
+	ck_assert_uint_eq(got.seen_to, 42);
+	trigger_state_clear(&got);
+	st.seen_from = st.seen_to = 0;
 
 	/* Saving again replaces, extremes survive, NULL strings are null. */
 	st.uidvalidity = UINT32_MAX;
@@ -220,6 +233,10 @@ START_TEST(test_corrupt)
 	check_corrupt("{\"uidValidity\": 5, \"lastUid\": \"7\"}");
 	check_corrupt("{\"lastUid\": 7}");
 	check_corrupt("{\"uidValidity\": 5, \"lastUid\": 7, \"mailbox\": 3}");
+	check_corrupt("{\"uidValidity\": 5, \"lastUid\": 7, \"seenFrom\": 3}");
+	check_corrupt("{\"uidValidity\": 5, \"lastUid\": 7, \"seenFrom\": 0, \"seenTo\": 3}");
+	check_corrupt("{\"uidValidity\": 5, \"lastUid\": 7, \"seenFrom\": 4, \"seenTo\": 3}");
+	check_corrupt("{\"uidValidity\": 5, \"lastUid\": 7, \"seenFrom\": 4, \"seenTo\": 8}");
 	check_corrupt("");
 }
 END_TEST
