@@ -784,9 +784,10 @@ tok_text(struct tok *t)
 
 /*
  * Code arguments that do not tokenize (RFC 3501 allows any text but ']'
- * there) become one atom holding their raw text, in place; the strings of
- * the attempt go back to the pool. Without a closing ']' there is no code
- * and the whole rest, from open, is text.
+ * there) become one atom holding their raw text, in place; the caller has
+ * given the strings of the attempt back to the pool. Without a closing ']'
+ * there is no code and the whole rest, from open, is text: the caller
+ * gives the code name back too.
  */
 static int
 tok_code_raw(struct tok *t, size_t open, size_t args_start)
@@ -822,7 +823,7 @@ tok_status(struct tok *t)
 {
 	struct imap_parser *parser = t->parser;
 	struct imap_resp *resp = &parser->resp;
-	size_t open, name_end, stack_len, nargs, pool_len;
+	size_t open, name_end, stack_len, nargs, pool_start, pool_len;
 	int ret;
 
 	if (t->pos < t->bound && t->buf[t->pos] == ' ')
@@ -834,6 +835,9 @@ tok_status(struct tok *t)
 	if (name_end == open + 1 || name_end == t->bound ||
 	    (t->buf[name_end] != ' ' && t->buf[name_end] != ']'))
 		return tok_text(t);
+	/* A code dropped below gives its name back: the text then copies
+	 * the same bytes, and pool_prepare counted them once. */
+	pool_start = parser->pool_len;
 	if ((ret = tok_copy(t, open + 1, name_end - open - 1, true,
 	    &resp->code)) < 0)
 		return ret;
@@ -851,6 +855,8 @@ tok_status(struct tok *t)
 			parser->pool_len = pool_len;
 			if ((ret = tok_code_raw(t, open, name_end + 1)) < 0)
 				return ret;
+			if (resp->code == NULL)
+				parser->pool_len = pool_start;
 		}
 	}
 	if (resp->code != NULL && t->pos < t->bound && t->buf[t->pos] == ' ')

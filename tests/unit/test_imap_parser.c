@@ -308,6 +308,37 @@ START_TEST(test_resp_code_fallback)
 }
 END_TEST
 
+/*
+ * Fixed bug (tok_status): a '[' without its ']' whose code name and
+ * arguments were tried first gave "internal error: string pool full": the
+ * code name stayed in the pool when the code was dropped, and the text
+ * copied the same bytes again. A failed log-in was then a protocol error
+ * instead of an authentication error, and such a greeting never connected.
+ */
+START_TEST(test_resp_code_unclosed)
+{
+	CHECK("A2 NO [Authentication failed\r\n",
+	    "A2 NO \"[Authentication failed\"\n");
+	CHECK("* OK [mail.example.com ready\r\n",
+	    "* OK \"[mail.example.com ready\"\n");
+	CHECK("* BYE [UNAVAILABLE-FOR-A-WHILE (try) later\r\n",
+	    "* BYE \"[UNAVAILABLE-FOR-A-WHILE (try) later\"\n");
+	/* a dropped code of a tagged status leaves the tag intact */
+	{
+		struct imap_parser *p = imap_parser_new(NULL);
+		const struct imap_resp *resp;
+
+		resp = parse_one(p, "A2 NO [Authentication failed\r\n");
+		ck_assert_int_eq(resp->status, IMAP_STATUS_NO);
+		ck_assert_str_eq(resp->tag, "A2");
+		ck_assert_ptr_null(resp->code);
+		ck_assert_uint_eq(resp->code_argc, 0);
+		ck_assert_str_eq(resp->text, "[Authentication failed");
+		imap_parser_free(&p);
+	}
+}
+END_TEST
+
 START_TEST(test_untagged_data)
 {
 	CHECK("* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN ID ENABLE IDLE\r\n",
@@ -861,6 +892,7 @@ imap_parser_suite(void)
 	tcase_add_test(tc, test_tagged);
 	tcase_add_test(tc, test_untagged_status);
 	tcase_add_test(tc, test_resp_code_fallback);
+	tcase_add_test(tc, test_resp_code_unclosed);
 	tcase_add_test(tc, test_untagged_data);
 	tcase_add_test(tc, test_fetch);
 	tcase_add_test(tc, test_literals);
