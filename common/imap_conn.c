@@ -476,6 +476,8 @@ imap_conn_set_state(struct imap_conn *conn, enum imap_conn_state next)
 	case IMAP_CONN_TLS_HANDSHAKE: {
 		struct bufferevent *tls;
 
+		/* nothing said in plain text vouches for the TLS session */
+		conn->preauth = false;
 		conn->ssl = imap_tls_new_ssl(conn, &err);
 		if (conn->ssl == NULL) {
 			imap_conn_fail(conn, &err);
@@ -589,6 +591,17 @@ conn_greeting(struct imap_conn *conn, const struct imap_resp *resp)
 	case IMAP_STATUS_OK:
 		break;
 	case IMAP_STATUS_PREAUTH:
+		/* A server that must still do STARTTLS cannot be in the
+		 * authenticated state (RFC 3501 6.2.1, RFC 2595 3.1): this
+		 * greeting is a man in the middle's, who would have us skip
+		 * the log-in after the TLS handshake. */
+		if (!conn->cfg->secure && conn->cfg->starttls && conn->ssl == NULL) {
+			imap_error_set(&err, IMAP_ERR_TLS, "%s: PREAUTH greeting "
+			    "in plain text makes STARTTLS impossible (starttls = "
+			    "true; a man in the middle?)", conn->name);
+			imap_conn_fail(conn, &err);
+			return;
+		}
 		conn->preauth = true;
 		break;
 	case IMAP_STATUS_BYE:

@@ -429,6 +429,39 @@ START_TEST(test_starttls_refusals)
 }
 END_TEST
 
+/*
+ * Fixed bug (imap_conn.c conn_greeting): with starttls = true a man in the
+ * middle could replace the greeting with a PREAUTH one; the client went on
+ * to STARTTLS but then skipped the log-in because of the PREAUTH, and was
+ * ready unauthenticated. A PREAUTH greeting means STARTTLS is impossible
+ * (RFC 3501 6.2.1, RFC 2595 3.1): the connection fails.
+ */
+START_TEST(test_preauth_before_starttls)
+{
+	struct fake_peer *p;
+
+	cfg.starttls = true;
+	p = start();
+	fake_send(p, "* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] welcome\r\n");
+	FAKE_WAIT(&srv, ready.calls == 1);
+	ck_assert(!ready.ok);
+	ck_assert_msg(ready.err.kind == IMAP_ERR_TLS, "%s: %s",
+	    imap_err_name(ready.err.kind), ready.err.msg);
+	ck_assert_ptr_nonnull(strstr(ready.err.msg, "PREAUTH"));
+	fake_expect_eof(p);
+	ck_assert_ptr_null(strstr(p->in.data, "STARTTLS"));
+	drop();
+
+	/* without [CAPABILITY]: refused before asking for it */
+	p = start();
+	fake_send(p, "* PREAUTH hi\r\n");
+	FAKE_WAIT(&srv, ready.calls == 1);
+	ck_assert_int_eq(ready.err.kind, IMAP_ERR_TLS);
+	fake_expect_eof(p);
+	ck_assert_uint_eq(p->in.len, 0);
+}
+END_TEST
+
 /* ---- commands ---- */
 
 START_TEST(test_pipelining_and_routing)
@@ -953,6 +986,7 @@ main(void)
 	tcase_add_test(tc, test_auth_plain);
 	tcase_add_test(tc, test_auth_refused);
 	tcase_add_test(tc, test_starttls_refusals);
+	tcase_add_test(tc, test_preauth_before_starttls);
 	tcase_add_test(tc, test_pipelining_and_routing);
 	tcase_add_test(tc, test_tagged_no_bad);
 	tcase_add_test(tc, test_garbage);
