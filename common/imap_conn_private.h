@@ -29,6 +29,7 @@ struct imap_cmd {
 	bool internal;          /* a set-up step of the connection itself */
 	bool idle;              /* IDLE: "+" means idling, DONE ends it */
 	const char *cont_reply; /* answer to an unexpected "+" (SASL errors) */
+	bool cont_replied;      /* ...given: one error challenge, not a loop */
 	imap_cont_cb *on_cont;  /* IDLE: told when the server idles */
 	imap_done_cb *done;
 	imap_untagged_cb *untagged;

@@ -166,9 +166,21 @@ imap_conn_continuation(struct imap_conn *conn, const struct imap_resp *resp ATTR
 				cmd->on_cont(conn, cmd->arg);
 			return;
 		}
-		if (cmd != NULL && cmd->cont_reply != NULL) {
+		if (cmd != NULL && cmd->cont_reply != NULL && !cmd->cont_replied) {
 			/* a SASL mechanism's error challenge: answer, then NO */
+			cmd->cont_replied = true;
 			bufferevent_write(conn->bev, cmd->cont_reply, strlen(cmd->cont_reply));
+			return;
+		}
+		if (cmd != NULL && cmd->cont_reply != NULL) {
+			/* our answer ended the exchange ("*" cancels it, RFC 3501
+			 * 6.2.2; XOAUTH2's empty line asks for the NO): a server
+			 * challenging on would keep us in AUTH for ever, each
+			 * "+" restarting the time-out */
+			imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: another SASL "
+			    "challenge after the authentication was cancelled",
+			    conn->name);
+			imap_conn_fail(conn, &err);
 			return;
 		}
 		imap_error_set(&err, IMAP_ERR_PROTOCOL, "%s: unexpected continuation "

@@ -18,6 +18,7 @@
 #include "fake_imap.h"
 #include "imap_conn.h"
 #include "log.h"
+#include "oauth2.h"
 #include "util.h"
 
 static struct event_base *base;
@@ -161,6 +162,20 @@ static struct fake_peer *
 start(void)
 {
 	conn = imap_conn_new(base, NULL, &cfg, NULL, "t");
+	imap_conn_set_lost_cb(conn, conn_cb, &lost);
+	in_api = true;
+	imap_conn_connect(conn, conn_cb, &ready);
+	in_api = false;
+	ck_assert_int_eq(ready.calls, 0);
+	return fake_peer(&srv, srv.npeers);
+}
+
+/* start() with the OAuth2 access token "tok". */
+static struct fake_peer *
+start_token(void)
+{
+	conn = imap_conn_new(base, NULL, &cfg, NULL, "t");
+	imap_conn_set_oauth2_token(conn, "tok");
 	imap_conn_set_lost_cb(conn, conn_cb, &lost);
 	in_api = true;
 	imap_conn_connect(conn, conn_cb, &ready);
@@ -357,6 +372,83 @@ START_TEST(test_auth_plain)
 	ck_assert(!ready.ok);
 	ck_assert_int_eq(ready.err.kind, IMAP_ERR_AUTH);
 	ck_assert_str_eq(ready.err.msg, "t: authentication failed for me: cancelled");
+}
+END_TEST
+
+/*
+ * Fixed bug (imap_queue.c imap_conn_continuation): every "+" during
+ * AUTHENTICATE was answered with the mechanism's cancel (or empty) reply
+ * and restarted the time-out, so a hostile server could keep the
+ * connection in the auth state for ever. One error challenge is answered;
+ * a second one is a protocol error.
+ */
+START_TEST(test_auth_challenge_loop)
+{
+	/* "\0me\0s3cr3t" */
+	static const char b64[] = "AG1lAHMzY3IzdA==";
+	struct fake_peer *p;
+	char *line, *ir;
+
+	/* SASL-IR: the first "+" is already an error challenge */
+	p = start();
+	fake_send(p, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] hi\r\n");
+	line = xasprintf("A1 AUTHENTICATE PLAIN %s\r\n", b64);
+	fake_expect(p, line);
+	free(line);
+	fake_send(p, "+ \r\n");
+	fake_expect(p, "*\r\n");
+	fake_send(p, "+ \r\n");
+	FAKE_WAIT(&srv, ready.calls == 1);
+	ck_assert_msg(ready.err.kind == IMAP_ERR_PROTOCOL, "%s: %s",
+	    imap_err_name(ready.err.kind), ready.err.msg);
+	fake_expect_eof(p);
+	drop();
+
+	/* without SASL-IR the first "+" asks for the credentials */
+	p = start();
+	fake_send(p, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n");
+	fake_expect(p, "A1 AUTHENTICATE PLAIN\r\n");
+	fake_send(p, "+ \r\n");
+	line = xasprintf("%s\r\n", b64);
+	fake_expect(p, line);
+	free(line);
+	fake_send(p, "+ bW9yZQ==\r\n");
+	fake_expect(p, "*\r\n");
+	fake_send(p, "+ bW9yZQ==\r\n");
+	FAKE_WAIT(&srv, ready.calls == 1);
+	ck_assert_int_eq(ready.err.kind, IMAP_ERR_PROTOCOL);
+	fake_expect_eof(p);
+	drop();
+
+	/* XOAUTH2 as servers do it: "+ <base64 JSON>", an empty line, NO */
+	cfg.auth = CFG_AUTH_XOAUTH2;
+	ir = oauth2_xoauth2_response("me", "tok");
+	line = xasprintf("A1 AUTHENTICATE XOAUTH2 %s\r\n", ir);
+	p = start_token();
+	fake_send(p, "* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2 SASL-IR] hi\r\n");
+	fake_expect(p, line);
+	fake_send(p, "+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=\r\n");
+	fake_expect(p, "\r\n");
+	fake_send(p, "A1 NO [AUTHENTICATIONFAILED] Invalid credentials\r\n");
+	FAKE_WAIT(&srv, ready.calls == 1);
+	ck_assert_int_eq(ready.err.kind, IMAP_ERR_AUTH);
+	ck_assert_str_eq(ready.err.msg, "t: authentication failed for me: "
+	    "Invalid credentials");
+	fake_expect_eof(p);
+	drop();
+
+	/* and the same loop refused */
+	p = start_token();
+	fake_send(p, "* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2 SASL-IR] hi\r\n");
+	fake_expect(p, line);
+	fake_send(p, "+ eyJzdGF0dXMiOiI0MDEifQ==\r\n");
+	fake_expect(p, "\r\n");
+	fake_send(p, "+ eyJzdGF0dXMiOiI0MDEifQ==\r\n");
+	FAKE_WAIT(&srv, ready.calls == 1);
+	ck_assert_int_eq(ready.err.kind, IMAP_ERR_PROTOCOL);
+	fake_expect_eof(p);
+	free(line);
+	free(ir);
 }
 END_TEST
 
@@ -984,6 +1076,7 @@ main(void)
 	tcase_add_test(tc, test_preauth);
 	tcase_add_test(tc, test_bad_greetings);
 	tcase_add_test(tc, test_auth_plain);
+	tcase_add_test(tc, test_auth_challenge_loop);
 	tcase_add_test(tc, test_auth_refused);
 	tcase_add_test(tc, test_starttls_refusals);
 	tcase_add_test(tc, test_preauth_before_starttls);
