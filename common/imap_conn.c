@@ -869,6 +869,18 @@ fail:
 	conn->in_connect = false;
 }
 
+/* LOGOUT: the close waits for the command to be written, not for an
+ * answer, so what the server sends meanwhile is thrown away as it comes
+ * (a server that stops reading could otherwise fill memory until the
+ * time-out); EOF and errors still reach conn_event_cb. */
+static void
+conn_logout_read_cb(struct bufferevent *bev, void *arg ATTR_UNUSED)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
 static void
 conn_logout_write_cb(struct bufferevent *bev, void *arg)
 {
@@ -906,6 +918,8 @@ imap_conn_close(struct imap_conn *conn)
 	imap_conn_ref(conn);
 	conn->logout_ref = true;
 	imap_conn_timer_update(conn);
-	bufferevent_setcb(conn->bev, NULL, conn_logout_write_cb, conn_event_cb, conn);
+	bufferevent_setcb(conn->bev, conn_logout_read_cb, conn_logout_write_cb,
+	    conn_event_cb, conn);
+	conn_logout_read_cb(conn->bev, conn);
 	bufferevent_write(conn->bev, line, strlen(line));
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/event.h>
 
@@ -20,6 +21,15 @@
 #include "log.h"
 #include "oauth2.h"
 #include "util.h"
+
+#ifdef __SANITIZE_ADDRESS__
+/* libasan's count of the bytes allocated and not yet freed (declared in
+ * clang's sanitizer/allocator_interface.h, which GCC does not ship) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#define HEAP_BYTES() __sanitizer_get_current_allocated_bytes()
+#else
+#define HEAP_BYTES() ((size_t)0)        /* unit tests run under ASan */
+#endif
 
 static struct event_base *base;
 static struct fake_srv srv;
@@ -996,6 +1006,75 @@ START_TEST(test_close_and_unref)
 }
 END_TEST
 
+/*
+ * Fixed bug (imap_conn.c imap_conn_close): during LOGOUT the read callback
+ * was NULL but EV_READ stayed on, so whatever the server sent piled up in
+ * the input buffer until the LOGOUT was written or the time-out. That
+ * lasts while the server does not read: here it refuses an APPEND without
+ * reading the rest of its literal, then floods. The input must be thrown
+ * away as it comes, and the server closing must still end the connection.
+ */
+START_TEST(test_logout_discards_input)
+{
+	static const size_t lit_len = 16 * 1024 * 1024;
+	static const size_t flood = 48 * 1024 * 1024;
+	static char line[4096];
+	struct fake_peer *p = start_ready("LITERAL+");
+	struct res r = { 0 };
+	struct imap_cmd *cmd;
+	struct evbuffer *srv_out;
+	uint64_t deadline;
+	size_t heap, sent = 0, i;
+	int rcvbuf = 16 * 1024;
+	char *lit;
+
+	/* the server reads no more, into a small socket buffer */
+	ck_assert_int_eq(setsockopt(bufferevent_getfd(p->bev), SOL_SOCKET,
+	    SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+	bufferevent_disable(p->bev, EV_READ);
+	lit = xmalloc(lit_len);
+	memset(lit, 'x', lit_len);
+	cmd = imap_cmd_new(conn);
+	imap_cmd_add(cmd, "APPEND INBOX ");
+	imap_cmd_literal(cmd, lit, lit_len);
+	free(lit);
+	in_api = true;
+	imap_cmd_send(cmd, res_done, res_untagged, &r);
+	in_api = false;
+	fake_send(p, "A2 NO [TOOBIG] message too big\r\n");
+	FAKE_WAIT(&srv, r.done == 1);
+	ck_assert_int_eq(r.kind, IMAP_ERR_NO);
+
+	/* the LOGOUT waits behind the rest of the literal */
+	imap_conn_close(conn);
+	ck_assert_int_eq(imap_conn_state(conn), IMAP_CONN_LOGOUT);
+	memset(line, 'y', sizeof(line));
+	memcpy(line, "* OK ", 5);
+	memcpy(line + sizeof(line) - 2, "\r\n", 2);
+	fake_run_ms(&srv, 20);
+	heap = HEAP_BYTES();
+	srv_out = bufferevent_get_output(p->bev);
+	deadline = monotonic_ms() + FAKE_WAIT_MS;
+	while (sent < flood) {
+		ck_assert_msg(monotonic_ms() < deadline, "flood stalled at %zu", sent);
+		if (evbuffer_get_length(srv_out) < 256 * 1024) {
+			for (i = 0; i < 64; i++)
+				fake_sendn(p, line, sizeof(line));
+			sent += 64 * sizeof(line);
+		}
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+	FAKE_WAIT(&srv, evbuffer_get_length(srv_out) == 0);
+	ck_assert_int_eq(imap_conn_state(conn), IMAP_CONN_LOGOUT);
+	ck_assert_msg(HEAP_BYTES() < heap + 4 * 1024 * 1024, "heap grew by %zu "
+	    "bytes while %zu were sent", HEAP_BYTES() - heap, sent);
+	/* EOF (here a reset: unread data) still ends it, and not as "lost" */
+	fake_close(p);
+	FAKE_WAIT(&srv, imap_conn_state(conn) == IMAP_CONN_CLOSED);
+	ck_assert_int_eq(lost.calls, 0);
+}
+END_TEST
+
 START_TEST(test_selected_and_errors)
 {
 	bool ro = false;
@@ -1093,6 +1172,7 @@ main(void)
 	tcase_add_test(tc, test_idle_no_timeout);
 	tcase_add_test(tc, test_no_callback_inside_send);
 	tcase_add_test(tc, test_close_and_unref);
+	tcase_add_test(tc, test_logout_discards_input);
 	tcase_add_test(tc, test_selected_and_errors);
 	tcase_add_test(tc, test_connect_fails_from_loop);
 	suite_add_tcase(s, tc);
