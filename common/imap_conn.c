@@ -738,6 +738,11 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	if (conn->state != IMAP_CONN_CLOSED &&
 	    (progress || conn->unarmed_bytes >= CONN_MIN_PROGRESS))
 		imap_conn_timer_update(conn);
+	/* All read and dispatched: a big response's buffers (up to the
+	 * parser's limits) go now, not when the server next says something.
+	 * (conn->bev == bev: not closed, and in is still ours.) */
+	if (conn->bev == bev && evbuffer_get_length(in) == 0)
+		imap_parser_trim(conn->parser);
 	imap_conn_unref(&conn);
 }
 

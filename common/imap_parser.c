@@ -332,6 +332,16 @@ imap_parser_reset(struct imap_parser *parser)
 	parser->error[0] = '\0';
 }
 
+void
+imap_parser_trim(struct imap_parser *parser)
+{
+	/* complete: the returned response is all the buffers hold; when it
+	 * is not, either nothing was fed since response_start() or a
+	 * response is in progress */
+	if (parser->complete && !parser->failed)
+		response_start(parser);
+}
+
 const char *
 imap_parser_error(const struct imap_parser *parser)
 {

@@ -13,8 +13,8 @@
  * convert them with imap_arg_get_u32()/imap_arg_get_u64().
  *
  * All pointers in a returned response point into the parser's own memory
- * and stay valid until the next call to imap_parser_feed() or
- * imap_parser_reset().
+ * and stay valid until the next call to imap_parser_feed(),
+ * imap_parser_trim() or imap_parser_reset().
  */
 #ifndef IMAPHOOK_IMAP_PARSER_H
 #define IMAPHOOK_IMAP_PARSER_H
@@ -97,6 +97,11 @@ struct imap_parser *imap_parser_new(const struct imap_parser_limits *limits);
 void imap_parser_free(struct imap_parser **parser);
 /* Forget any partial response (for example after STARTTLS). */
 void imap_parser_reset(struct imap_parser *parser);
+/* Between responses (the last one returned, nothing of the next fed):
+ * frees the buffers a big response left above 64 KiB, which would
+ * otherwise stay until the next byte arrives. Does nothing while a
+ * response is in progress or after an error. */
+void imap_parser_trim(struct imap_parser *parser);
 
 /*
  * Feeds up to len bytes. *consumed_r tells how many were used (the caller

@@ -757,6 +757,37 @@ START_TEST(test_timeout_mid_literal)
 }
 END_TEST
 
+/* The parser's buffers for a big response are given back once it was
+ * dispatched, not kept until the server next says something (here: a
+ * server that takes its time before the tagged OK). */
+START_TEST(test_big_response_memory)
+{
+	static const size_t lit_len = 10 * 1024 * 1024;
+	struct fake_peer *p = start_ready("");
+	struct res r = { 0 };
+	char *lit;
+	size_t heap;
+
+	fake_run_ms(&srv, 10);
+	heap = HEAP_BYTES();
+	send_text("UID FETCH 1 BODY.PEEK[]", &r);
+	fake_expect(p, "A2 UID FETCH 1 BODY.PEEK[]\r\n");
+	fake_send(p, "* 1 FETCH (UID 1 BODY[] {10485760}\r\n");
+	lit = xmalloc(lit_len);
+	memset(lit, 'z', lit_len);
+	fake_sendn(p, lit, lit_len);
+	free(lit);
+	fake_send(p, ")\r\n");
+	FAKE_WAIT(&srv, strcmp(r.untagged, "1 FETCH;") == 0);
+	ck_assert_int_eq(r.done, 0);
+	ck_assert_msg(HEAP_BYTES() < heap + 1024 * 1024, "%zu bytes kept",
+	    HEAP_BYTES() - heap);
+	fake_send(p, "A2 OK done\r\n");
+	FAKE_WAIT(&srv, r.done == 1);
+	ck_assert_int_eq(r.status, IMAP_STATUS_OK);
+}
+END_TEST
+
 START_TEST(test_timeout_greeting)
 {
 	struct fake_peer *p;
@@ -1165,6 +1196,7 @@ main(void)
 	tcase_add_test(tc, test_unexpected_continuation);
 	tcase_add_test(tc, test_unknown_tag);
 	tcase_add_test(tc, test_timeout_mid_literal);
+	tcase_add_test(tc, test_big_response_memory);
 	tcase_add_test(tc, test_timeout_greeting);
 	tcase_add_test(tc, test_no_timeout_when_idle);
 	tcase_add_test(tc, test_server_closes);

@@ -881,6 +881,53 @@ START_TEST(test_reuse_and_reset)
 }
 END_TEST
 
+/* imap_parser_trim: a big response's buffers go once it was returned,
+ * not when the next response starts; a response in progress is kept. */
+START_TEST(test_trim)
+{
+	static const char hdr[] = "* 1 FETCH (UID 7 BODY[] {10485760}\r\n";
+	struct imap_parser *p = imap_parser_new(NULL);
+	const struct imap_resp *resp;
+	size_t consumed, small;
+	char *lit = xmalloc(10 * MIB);
+
+	memset(lit, 'm', 10 * MIB);
+	small = imap_parser_memory(p);
+	imap_parser_trim(p);            /* nothing to give back */
+	ck_assert_uint_eq(imap_parser_memory(p), small);
+
+	ck_assert_int_eq(imap_parser_feed(p, hdr, sizeof(hdr) - 1, &consumed,
+	    &resp), 0);
+	ck_assert_int_eq(imap_parser_feed(p, lit, 10 * MIB, &consumed, &resp), 0);
+	/* in progress: trimming must not lose it */
+	imap_parser_trim(p);
+	ck_assert_uint_gt(imap_parser_memory(p), 10 * MIB);
+	ck_assert_int_eq(imap_parser_feed(p, ")\r\n", 3, &consumed, &resp), 1);
+	ck_assert_uint_eq(resp->args[0].type, IMAP_ARG_LIST);
+	ck_assert_uint_eq(resp->args[0].v.list[3].len, 10 * MIB);
+	ck_assert_int_eq(resp->args[0].v.list[3].v.str[10 * MIB - 1], 'm');
+	ck_assert_uint_gt(imap_parser_memory(p), 10 * MIB);
+	imap_parser_trim(p);
+	ck_assert_uint_lt(imap_parser_memory(p), 256 * 1024);
+	/* and the parser goes on as before */
+	resp = parse_one(p, "A1 OK [UIDNEXT 8] done\r\n");
+	ck_assert_str_eq(resp->code, "UIDNEXT");
+	ck_assert_str_eq(resp->text, "done");
+	imap_parser_trim(p);
+	resp = parse_one(p, "* 2 EXISTS\r\n");
+	ck_assert_uint_eq(resp->number, 2);
+
+	/* an error stays until reset */
+	ck_assert_int_eq(imap_parser_feed(p, ")\r\n", 3, &consumed, &resp), -1);
+	imap_parser_trim(p);
+	ck_assert_ptr_nonnull(imap_parser_error(p));
+	ck_assert_int_eq(imap_parser_feed(p, "* 1 EXISTS\r\n", 12, &consumed,
+	    &resp), -1);
+	free(lit);
+	imap_parser_free(&p);
+}
+END_TEST
+
 static Suite *
 imap_parser_suite(void)
 {
@@ -907,6 +954,7 @@ imap_parser_suite(void)
 	tcase_add_test(tc, test_too_many_args);
 	tcase_add_test(tc, test_bytewise_linear);
 	tcase_add_test(tc, test_reuse_and_reset);
+	tcase_add_test(tc, test_trim);
 	suite_add_tcase(s, tc);
 	return s;
 }
