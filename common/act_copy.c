@@ -10,6 +10,8 @@
  * When nothing was copied the server may not have looked at the target
  * (Dovecot answers OK to a COPY of no messages into a missing mailbox), so
  * a LIST then tells whether it exists.
+ * A UID range with "*" is resolved first (UID FETCH * (UID), see
+ * action_range_set): "n:*" beyond the last UID copies nothing.
  * delete: SELECT, UID FETCH (is it there?), UID STORE \Deleted, UID
  * EXPUNGE of that UID only (UIDPLUS again).
  */
@@ -23,6 +25,7 @@
 
 enum copy_step {
 	CP_SELECT,
+	CP_MAXUID,              /* UID FETCH * (UID): what "*" of the range is */
 	CP_SEARCH,
 	CP_COPY,
 	CP_STORE,
@@ -38,30 +41,16 @@ struct copy_state {
 	struct action_uids uids;        /* fallback: the UIDs of the range */
 	bool too_many;
 	bool target_listed;
+	uint32_t max_uid;               /* the mailbox's largest UID, or 0 */
+	char *set;                      /* the range to send ("*" resolved) */
 };
 
 /* Adds the pairs of a [COPYUID v src dst] to the uidMap. */
 static void
 copy_add_copyuid(struct copy_state *st, const struct imap_resp *resp)
 {
-	struct imap_seqset src, dst;
-	uint32_t validity;
-	uint64_t n, k;
-	char key[16];
-
-	if (resp == NULL || !imap_resp_copyuid(resp, &validity, &src, &dst))
-		return;
-	n = imap_seqset_count(&src);
-	if (n + json_object_size(st->map) > ACTION_UIDS_MAX) {
+	if (action_copyuid_map(st->map, resp) < 0)
 		st->map_too_big = true;
-		n = 0;
-	}
-	for (k = 0; k < n; k++) {
-		snprintf(key, sizeof(key), "%u", imap_seqset_nth(&src, k));
-		json_object_set_new(st->map, key, json_integer(imap_seqset_nth(&dst, k)));
-	}
-	imap_seqset_free(&src);
-	imap_seqset_free(&dst);
 }
 
 static void
@@ -108,7 +97,11 @@ copy_begin(struct action_run *run, bool move)
 		st->fallback = true;
 	}
 	run->step = CP_SELECT;
-	action_select(run, action_param_str(run, "mailbox"), !move);
+	if (action_select(run, action_param_str(run, "mailbox"), !move) < 0)
+		return;
+	/* read-only: safe to pipeline behind the SELECT */
+	if (action_range_needs_max(run))
+		action_send_text(run, "UID FETCH * (UID)");
 }
 
 static void
@@ -142,6 +135,10 @@ copy_untagged(struct action_run *run, const struct imap_resp *resp)
 {
 	struct copy_state *st = run->state;
 
+	if (run->step <= CP_MAXUID) {
+		action_max_uid_untagged(resp, &st->max_uid);
+		return;
+	}
 	if (run->step == CP_SEARCH) {
 		const struct imap_arg *a = action_fetch_item(resp, "UID", false, NULL);
 		uint32_t uid;
@@ -174,12 +171,37 @@ copy_untagged(struct action_run *run, const struct imap_resp *resp)
 		copy_add_copyuid(st, resp);
 }
 
+/* With the selection (and "*" known): copy or move the range. */
+static void
+copy_range(struct action_run *run)
+{
+	struct copy_state *st = run->state;
+	struct imap_cmd *cmd;
+
+	st->set = action_range_set(run, st->max_uid);
+	if (st->set == NULL) {
+		/* "n:*" beyond the last UID: no message */
+		copy_finish(run);
+		return;
+	}
+	if (st->fallback) {
+		/* the exact UIDs, so that only they are expunged (FETCH,
+		 * not SEARCH: Courier's UID SEARCH UID * finds nothing) */
+		cmd = imap_cmd_new(run->conn);
+		imap_cmd_addf(cmd, "%sFETCH %s (UID)", run->seq ? "" : "UID ", st->set);
+		run->step = CP_SEARCH;
+		action_send(run, cmd);
+		return;
+	}
+	run->step = CP_COPY;
+	copy_send(run, st->move ? "MOVE" : "COPY", st->set, !run->seq);
+}
+
 static void
 copy_step(struct action_run *run, const struct imap_reply *reply)
 {
 	struct copy_state *st = run->state;
 	const char *mailbox = action_param_str(run, "mailbox");
-	const char *range = action_param_str(run, "range");
 	const char *to = action_param_str(run, "to");
 	struct imap_cmd *cmd;
 	struct str set;
@@ -189,17 +211,19 @@ copy_step(struct action_run *run, const struct imap_reply *reply)
 	case CP_SELECT:
 		if (!action_select_done(run, reply, mailbox, !st->move))
 			return;
-		if (st->fallback) {
-			/* the exact UIDs, so that only they are expunged (FETCH,
-			 * not SEARCH: Courier's UID SEARCH UID * finds nothing) */
-			cmd = imap_cmd_new(run->conn);
-			imap_cmd_addf(cmd, "%sFETCH %s (UID)", run->seq ? "" : "UID ", range);
-			run->step = CP_SEARCH;
-			action_send(run, cmd);
+		if (action_range_needs_max(run)) {
+			run->step = CP_MAXUID;
 			return;
 		}
-		run->step = CP_COPY;
-		copy_send(run, st->move ? "MOVE" : "COPY", range, !run->seq);
+		copy_range(run);
+		return;
+	case CP_MAXUID:
+		/* an empty mailbox has no "*": max_uid stays 0 */
+		if (reply->status == IMAP_STATUS_NONE) {
+			action_fail_reply(run, reply, "UID FETCH");
+			return;
+		}
+		copy_range(run);
 		return;
 	case CP_SEARCH:
 		if (reply->status != IMAP_STATUS_OK) {
@@ -278,6 +302,7 @@ copy_free(struct action_run *run)
 
 	json_decref(st->map);
 	action_uids_free(&st->uids);
+	free(st->set);
 }
 
 static const struct action_param copy_params[] = {

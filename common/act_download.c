@@ -20,8 +20,6 @@
 
 /* Bytes per partial fetch. */
 #define DOWNLOAD_CHUNK (1024 * 1024)
-/* Part numbers deeper than this are refused. */
-#define DOWNLOAD_MAX_DEPTH 64
 
 enum download_step {
 	DL_EXAMINE,
@@ -32,7 +30,8 @@ enum download_step {
 struct download_state {
 	uint32_t exists;        /* messages in the mailbox (EXAMINE) */
 	uint32_t uid;           /* of the message, once known */
-	char section[96];       /* "" (whole message) or the part number */
+	/* "" (whole message) or the part number (checked by the table) */
+	char section[ACTION_PARTID_MAX + 1];
 	char ctype[128];        /* what the bytes are */
 	char encoding[64];      /* the part's Content-Transfer-Encoding */
 	bool part_missing;      /* BODYSTRUCTURE has no such part */
@@ -138,7 +137,7 @@ download_find_part(struct download_state *st, const struct imap_arg *bs)
 	while (*p != '\0') {
 		size_t len = strcspn(p, ".");
 
-		if (parse_u32_n(p, len, &n) < 0 || ++depth > DOWNLOAD_MAX_DEPTH ||
+		if (parse_u32_n(p, len, &n) < 0 || ++depth > ACTION_PARTID_DEPTH_MAX ||
 		    (node = body_child(node, node == bs, n)) == NULL) {
 			st->part_missing = true;
 			return;

@@ -1,5 +1,6 @@
 /*
- * add-flags, remove-flags, set-flags: SELECT, then [UID] STORE range
+ * add-flags, remove-flags, set-flags: SELECT (and, for a UID range with
+ * "*", UID FETCH * (UID): see action_range_set), then [UID] STORE range
  * +FLAGS.SILENT / -FLAGS.SILENT / FLAGS.SILENT (list) and, once it is
  * done, [UID] FETCH range (UID FLAGS): a STORE that changes nothing answers
  * no FETCH at all, so the flags after the change are asked for. Not
@@ -15,6 +16,7 @@
 
 enum flags_step {
 	FL_SELECT,
+	FL_MAXUID,              /* UID FETCH * (UID): what "*" of the range is */
 	FL_STORE,
 	FL_FETCH,
 };
@@ -24,6 +26,8 @@ struct flags_state {
 	json_t *by_uid;         /* "uid" -> flags */
 	struct action_uids uids;
 	bool too_many;
+	uint32_t max_uid;       /* the mailbox's largest UID, or 0 */
+	char *set;              /* the range to send ("*" resolved) */
 };
 
 static void
@@ -34,7 +38,11 @@ flags_begin(struct action_run *run, const char *op)
 	st->op = op;
 	st->by_uid = json_object();
 	run->step = FL_SELECT;
-	action_select(run, action_param_str(run, "mailbox"), false);
+	if (action_select(run, action_param_str(run, "mailbox"), false) < 0)
+		return;
+	/* read-only: safe to pipeline behind the SELECT */
+	if (action_range_needs_max(run))
+		action_send_text(run, "UID FETCH * (UID)");
 }
 
 static void
@@ -63,6 +71,10 @@ flags_untagged(struct action_run *run, const struct imap_resp *resp)
 	uint32_t uid;
 	char key[16];
 
+	if (run->step <= FL_MAXUID) {
+		action_max_uid_untagged(resp, &st->max_uid);
+		return;
+	}
 	if (run->step != FL_FETCH ||
 	    (a = action_fetch_item(resp, "UID", false, NULL)) == NULL ||
 	    imap_arg_get_u32(a, &uid) < 0 || uid == 0 ||
@@ -79,12 +91,31 @@ flags_untagged(struct action_run *run, const struct imap_resp *resp)
 	json_object_set_new(st->by_uid, key, action_flags_json(f));
 }
 
+/* With the selection (and "*" known): STORE the flags. */
+static void
+flags_store(struct action_run *run)
+{
+	struct flags_state *st = run->state;
+	struct imap_cmd *cmd;
+
+	st->set = action_range_set(run, st->max_uid);
+	if (st->set == NULL) {
+		/* "n:*" beyond the last UID: no message */
+		action_finish(run, json_pack("{s:[]}", "messages"));
+		return;
+	}
+	cmd = imap_cmd_new(run->conn);
+	imap_cmd_addf(cmd, "%sSTORE %s %s.SILENT ", run->seq ? "" : "UID ", st->set, st->op);
+	action_cmd_flags(cmd, json_object_get(run->params, "flags"));
+	action_send(run, cmd);
+	run->step = FL_STORE;
+}
+
 static void
 flags_step(struct action_run *run, const struct imap_reply *reply)
 {
 	struct flags_state *st = run->state;
 	const char *mailbox = action_param_str(run, "mailbox");
-	const char *range = action_param_str(run, "range");
 	struct imap_cmd *cmd;
 	json_t *messages;
 	char what[64];
@@ -95,11 +126,19 @@ flags_step(struct action_run *run, const struct imap_reply *reply)
 		/* STORE waits for the SELECT: never into another mailbox */
 		if (!action_select_done(run, reply, mailbox, false))
 			return;
-		cmd = imap_cmd_new(run->conn);
-		imap_cmd_addf(cmd, "%sSTORE %s %s.SILENT ", run->seq ? "" : "UID ", range, st->op);
-		action_cmd_flags(cmd, json_object_get(run->params, "flags"));
-		action_send(run, cmd);
-		run->step = FL_STORE;
+		if (action_range_needs_max(run)) {
+			run->step = FL_MAXUID;
+			return;
+		}
+		flags_store(run);
+		return;
+	case FL_MAXUID:
+		/* an empty mailbox has no "*": max_uid stays 0 */
+		if (reply->status == IMAP_STATUS_NONE) {
+			action_fail_reply(run, reply, "UID FETCH");
+			return;
+		}
+		flags_store(run);
 		return;
 	case FL_STORE:
 		if (reply->status != IMAP_STATUS_OK) {
@@ -108,7 +147,7 @@ flags_step(struct action_run *run, const struct imap_reply *reply)
 			return;
 		}
 		cmd = imap_cmd_new(run->conn);
-		imap_cmd_addf(cmd, "%sFETCH %s (UID FLAGS)", run->seq ? "" : "UID ", range);
+		imap_cmd_addf(cmd, "%sFETCH %s (UID FLAGS)", run->seq ? "" : "UID ", st->set);
 		action_send(run, cmd);
 		run->step = FL_FETCH;
 		return;
@@ -143,6 +182,7 @@ flags_free(struct action_run *run)
 
 	json_decref(st->by_uid);
 	action_uids_free(&st->uids);
+	free(st->set);
 }
 
 static const struct action_param flags_params[] = {

@@ -75,11 +75,21 @@ search_send(struct action_run *run)
 		{ "subject", "SUBJECT" },
 		{ "text", "TEXT" },
 	};
-	struct imap_cmd *cmd = imap_cmd_new(run->conn);
-	const char *seen = action_param_str(run, "seen"), *range = action_param_str(run, "range");
+	struct search_state *st = run->state;
+	struct imap_cmd *cmd;
+	const char *seen = action_param_str(run, "seen");
+	char *set = NULL;
 	bool charset = false;
 	size_t i;
 
+	/* "*" resolved: "10:*" never yields a message below 10, as the
+	 * server would when the mailbox ends below it; spelled out, too,
+	 * since Courier's UID SEARCH UID * finds nothing */
+	if (action_param_has(run, "range") && (set = action_range_set(run, st->max_uid)) == NULL) {
+		action_finish(run, json_pack("{s:[]}", "messages"));
+		return;
+	}
+	cmd = imap_cmd_new(run->conn);
 	imap_cmd_add(cmd, "UID SEARCH");
 	if (imap_conn_has_cap(run->conn, "ESEARCH"))
 		imap_cmd_add(cmd, " RETURN (ALL)");
@@ -108,30 +118,10 @@ search_send(struct action_run *run)
 	if (action_param_has(run, "smaller"))
 		imap_cmd_addf(cmd, " SMALLER %lld",
 		    (long long)action_param_int(run, "smaller", 0));
-	if (range != NULL && run->seq) {
-		imap_cmd_addf(cmd, " %s", range);
-	} else if (range != NULL) {
-		/* "*" spelled out: Courier's UID SEARCH UID * finds nothing */
-		const struct search_state *st = run->state;
-
-		imap_cmd_add(cmd, " UID ");
-		for (; *range != '\0'; range++) {
-			if (*range == '*')
-				imap_cmd_addf(cmd, "%u", st->max_uid);
-			else
-				imap_cmd_addf(cmd, "%c", *range);
-		}
-	}
+	if (set != NULL)
+		imap_cmd_addf(cmd, "%s %s", run->seq ? "" : " UID", set);
+	free(set);
 	action_send(run, cmd);
-}
-
-/* A UID range with "*" needs the largest UID first. */
-static bool
-range_needs_max(const struct action_run *run)
-{
-	const char *range = action_param_str(run, "range");
-
-	return range != NULL && !run->seq && strchr(range, '*') != NULL;
 }
 
 static void
@@ -145,40 +135,10 @@ search_start(struct action_run *run)
 	if (action_select(run, action_param_str(run, "mailbox"), true) < 0)
 		return;
 	/* read-only: safe to pipeline behind the EXAMINE */
-	if (range_needs_max(run))
+	if (action_range_needs_max(run))
 		action_send_text(run, "UID FETCH * (UID)");
 	else
 		search_send(run);
-}
-
-/* UIDs in range, with "*" as the largest UID found: "10:*" never yields a
- * message below 10, as the server would when the mailbox ends below it. */
-static void
-search_filter_range(struct action_run *run, struct action_uids *u)
-{
-	const char *range = action_param_str(run, "range");
-	struct imap_seqset set;
-	uint32_t max;
-	size_t i, j, k;
-
-	if (range == NULL || run->seq || u->n == 0 ||
-	    imap_seqset_parse(range, strlen(range), &set) < 0)
-		return;
-	max = u->v[u->n - 1];
-	for (i = 0, j = 0; i < u->n; i++) {
-		for (k = 0; k < set.count; k++) {
-			uint32_t lo = set.ranges[k].lo, hi = set.ranges[k].hi;
-
-			if (lo == UINT32_MAX && u->v[i] == max)
-				break;
-			if (u->v[i] >= lo && u->v[i] <= hi)
-				break;
-		}
-		if (k < set.count)
-			u->v[j++] = u->v[i];
-	}
-	u->n = j;
-	imap_seqset_free(&set);
 }
 
 static void
@@ -212,9 +172,7 @@ search_untagged(struct action_run *run, const struct imap_resp *resp)
 	size_t len;
 
 	if (run->step <= SEARCH_MAXUID) {
-		a = action_fetch_item(resp, "UID", false, NULL);
-		if (a != NULL && imap_arg_get_u32(a, &uid) == 0 && uid > st->max_uid)
-			st->max_uid = uid;
+		action_max_uid_untagged(resp, &st->max_uid);
 		return;
 	}
 	if (run->step == SEARCH_SEARCH) {
@@ -259,17 +217,13 @@ search_step(struct action_run *run, const struct imap_reply *reply)
 	case SEARCH_EXAMINE:
 		if (!action_select_done(run, reply, mailbox, true))
 			return;
-		run->step = range_needs_max(run) ? SEARCH_MAXUID : SEARCH_SEARCH;
+		run->step = action_range_needs_max(run) ? SEARCH_MAXUID : SEARCH_SEARCH;
 		return;
 	case SEARCH_MAXUID:
-		/* an empty mailbox has no "*": nothing matches (some servers
-		 * answer BAD to UID FETCH * there) */
+		/* an empty mailbox has no "*" (some servers answer BAD to
+		 * UID FETCH * there): max_uid stays 0 */
 		if (reply->status == IMAP_STATUS_NONE) {
 			action_fail_reply(run, reply, "UID FETCH");
-			return;
-		}
-		if (st->max_uid == 0) {
-			action_finish(run, json_pack("{s:[]}", "messages"));
 			return;
 		}
 		run->step = SEARCH_SEARCH;
@@ -286,7 +240,6 @@ search_step(struct action_run *run, const struct imap_reply *reply)
 			return;
 		}
 		action_uids_sort(&st->uids);
-		search_filter_range(run, &st->uids);
 		limit = action_param_int(run, "limit", 0);
 		if (limit > 0 && (uint64_t)limit < st->uids.n)
 			st->first = st->uids.n - (size_t)limit;

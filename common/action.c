@@ -173,23 +173,26 @@ valid_range(const char *s, bool seq ATTR_UNUSED)
 	return true;
 }
 
+/* 1, 1.2, 2.1.3: numbers of 32 bits without leading zeros, at most
+ * ACTION_PARTID_DEPTH_MAX of them (the length is checked apart). */
 static bool
 valid_partid(const char *s)
 {
-	bool digit = false;
+	unsigned depth = 0;
+	uint32_t n;
+	size_t len;
 
-	for (; *s != '\0'; s++) {
-		if (isdigit((unsigned char)*s)) {
-			if (!digit && *s == '0')
-				return false;
-			digit = true;
-		} else if (*s == '.' && digit) {
-			digit = false;
-		} else {
+	for (;;) {
+		len = strspn(s, "0123456789");
+		if (len == 0 || s[0] == '0' || parse_u32_n(s, len, &n) < 0 ||
+		    ++depth > ACTION_PARTID_DEPTH_MAX)
 			return false;
-		}
+		s += len;
+		if (*s == '\0')
+			return true;
+		if (*s++ != '.')
+			return false;
 	}
-	return digit;
 }
 
 /* A flag is \Word (system flag) or a keyword of atom characters. */
@@ -236,16 +239,71 @@ usage_error(struct action_error *err, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Is the JSON string v free of NUL bytes? JSON may carry \u0000, which a
+ * C string would cut short ("urgent\u0000junk" would set "urgent"). */
+static bool
+no_nul(json_t *v)
+{
+	return strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/* The longest a string parameter of type may be, or 0 for no limit. */
+static size_t
+max_length(enum action_ptype type)
+{
+	switch (type) {
+	case APT_MAILBOX: return ACTION_MAILBOX_MAX;
+	case APT_STRING: return ACTION_STRING_MAX;
+	case APT_RANGE: return ACTION_RANGE_MAX;
+	case APT_PARTID: return ACTION_PARTID_MAX;
+	default: return 0;
+	}
+}
+
+static int
+check_flags(const struct action_param *p, json_t *v, struct action_error *err)
+{
+	size_t i, total = 0;
+
+	if (!json_is_array(v)) {
+		usage_error(err, "parameter \"%s\" must be a list of flags", p->name);
+		return -1;
+	}
+	for (i = 0; i < json_array_size(v); i++) {
+		json_t *f = json_array_get(v, i);
+
+		if (json_is_string(f) && !no_nul(f)) {
+			usage_error(err, "parameter \"%s\": a flag must not contain NUL bytes",
+			    p->name);
+			return -1;
+		}
+		if (!json_is_string(f) || !valid_flag(json_string_value(f))) {
+			usage_error(err, "parameter \"%s\": not a valid flag: %s", p->name,
+			    json_is_string(f) ? json_string_value(f) : "(not a string)");
+			return -1;
+		}
+		total += json_string_length(f) + (i > 0);
+		if (total > ACTION_FLAGS_MAX) {
+			usage_error(err, "parameter \"%s\" is too long (at most %d bytes of "
+			    "flags)", p->name, ACTION_FLAGS_MAX);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 check_value(const struct action_param *p, json_t *v, bool seq, struct action_error *err)
 {
 	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-	size_t i;
+	size_t i, max;
 
 	switch (p->type) {
 	case APT_INT:
-		if (!json_is_integer(v) || json_integer_value(v) < 0) {
-			usage_error(err, "parameter \"%s\" must be a non-negative integer", p->name);
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > (json_int_t)ACTION_INT_MAX) {
+			usage_error(err, "parameter \"%s\" must be an integer from 0 to %u",
+			    p->name, ACTION_INT_MAX);
 			return -1;
 		}
 		return 0;
@@ -256,20 +314,7 @@ check_value(const struct action_param *p, json_t *v, bool seq, struct action_err
 		}
 		return 0;
 	case APT_FLAGS:
-		if (!json_is_array(v)) {
-			usage_error(err, "parameter \"%s\" must be a list of flags", p->name);
-			return -1;
-		}
-		for (i = 0; i < json_array_size(v); i++) {
-			json_t *f = json_array_get(v, i);
-
-			if (!json_is_string(f) || !valid_flag(json_string_value(f))) {
-				usage_error(err, "parameter \"%s\": not a valid flag: %s", p->name,
-				    json_is_string(f) ? json_string_value(f) : "(not a string)");
-				return -1;
-			}
-		}
-		return 0;
+		return check_flags(p, v, err);
 	default:
 		break;
 	}
@@ -277,9 +322,20 @@ check_value(const struct action_param *p, json_t *v, bool seq, struct action_err
 		usage_error(err, "parameter \"%s\" must be a string", p->name);
 		return -1;
 	}
+	/* a message is raw text: action_message_check says what is wrong */
+	if (p->type != APT_MESSAGE && !no_nul(v)) {
+		usage_error(err, "parameter \"%s\" must not contain NUL bytes", p->name);
+		return -1;
+	}
+	max = max_length(p->type);
+	if (max > 0 && json_string_length(v) > max) {
+		usage_error(err, "parameter \"%s\" is too long (%zu bytes; at most %zu)",
+		    p->name, json_string_length(v), max);
+		return -1;
+	}
 	switch (p->type) {
 	case APT_MAILBOX:
-		if (*s == '\0' || strlen(s) != json_string_length(v)) {
+		if (*s == '\0') {
 			usage_error(err, "parameter \"%s\" must be a mailbox path", p->name);
 			return -1;
 		}
@@ -301,7 +357,8 @@ check_value(const struct action_param *p, json_t *v, bool seq, struct action_err
 	case APT_PARTID:
 		if (!valid_partid(s)) {
 			usage_error(err, "parameter \"%s\" must be a body part number such as "
-			    "2 or 1.2, not \"%s\"", p->name, s);
+			    "2 or 1.2 (at most %d levels), not \"%s\"", p->name,
+			    ACTION_PARTID_DEPTH_MAX, s);
 			return -1;
 		}
 		break;
@@ -312,12 +369,6 @@ check_value(const struct action_param *p, json_t *v, bool seq, struct action_err
 		if (p->choices[i] == NULL) {
 			usage_error(err, "parameter \"%s\" must be one of the choices, not \"%s\"",
 			    p->name, s);
-			return -1;
-		}
-		break;
-	case APT_STRING:
-		if (strlen(s) != json_string_length(v)) {
-			usage_error(err, "parameter \"%s\" must not contain NUL bytes", p->name);
 			return -1;
 		}
 		break;

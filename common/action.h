@@ -51,7 +51,7 @@ enum action_status action_status_from_imap(enum imap_err kind);
 enum action_ptype {
 	APT_STRING,
 	APT_MAILBOX,            /* UTF-8 mailbox path */
-	APT_INT,                /* non-negative integer */
+	APT_INT,                /* integer from 0 to ACTION_INT_MAX */
 	APT_BOOL,
 	APT_FLAGS,              /* list of flags / keywords */
 	APT_RANGE,              /* IMAP set: 1:5,9 or * */
@@ -61,6 +61,23 @@ enum action_ptype {
 	APT_MESSAGE,            /* raw RFC 822 text (HTTP) */
 	APT_FILE,               /* CLI: a path, or - for stdin */
 };
+
+/*
+ * Parameter limits, checked by action_params_check (400 / exit 64 naming
+ * the parameter). With them, everything one command carries stays well
+ * below Dovecot's 64 KiB command line (imap_max_line_length, which counts
+ * literals too): four search strings and a range at their limits make
+ * about 48 KiB.
+ */
+#define ACTION_INT_MAX 4294967295U      /* integers are 32-bit IMAP numbers */
+#define ACTION_MAILBOX_MAX 1024         /* bytes of a mailbox path (UTF-8) */
+#define ACTION_STRING_MAX 8192          /* bytes of a search string */
+#define ACTION_RANGE_MAX 16384          /* bytes of a range */
+#define ACTION_FLAGS_MAX 4096           /* bytes of a flag list, one space between */
+#define ACTION_PARTID_MAX 95            /* bytes of a part number ("1.2.3") */
+/* Levels of a part number: a BODYSTRUCTURE nests a list per level, and
+ * the IMAP parser reads 32 levels of lists at most. */
+#define ACTION_PARTID_DEPTH_MAX 32
 
 #define AP_REQUIRED 0x1         /* must be given */
 #define AP_CLI_ONLY 0x2         /* not accepted over HTTP */
@@ -128,7 +145,8 @@ struct action_run {
 
 /*
  * Checks params (a JSON object) against entry: unknown keys, types,
- * required ones, enum values, ranges and dates. http says which door the
+ * required ones, enum values, ranges and dates, NUL bytes in any string,
+ * and the limits above. http says which door the
  * parameters came through. Returns 0, or -1 with err (ACTION_ERR_USAGE)
  * naming the parameter.
  */
@@ -208,6 +226,34 @@ void action_uids_to_set(const struct action_uids *u, size_t from, size_t to, str
  * Returns 1 when resp was one of those, 0 when not, -1 when the answer
  * would exceed ACTION_UIDS_MAX. */
 int action_uids_from_search(struct action_uids *u, const struct imap_resp *resp);
+
+/* Adds the pairs of a [COPYUID uidvalidity src dst] in resp (may be NULL)
+ * to map ("<src uid>": dst uid), walking both sets once. Returns 1 when
+ * resp had one, 0 when not, -1 (map unchanged) when the map would hold
+ * more than ACTION_UIDS_MAX pairs. */
+int action_copyuid_map(json_t *map, const struct imap_resp *resp);
+
+/*
+ * "*" in a UID range. RFC 3501 reads "n:*" as max:n when the mailbox's
+ * largest UID max is below n, so that "100:*" would act on UID 50. An
+ * action with such a range first asks for max (UID FETCH * (UID), read
+ * only: it may follow a SELECT at once; the untagged answers go to
+ * action_max_uid_untagged) and then sends the exact set of
+ * action_range_set() instead.
+ */
+/* Does the run's "range" hold "*" as a UID (not with seq)? */
+bool action_range_needs_max(const struct action_run *run);
+/* Raises *max_r to the UID of an untagged FETCH. */
+void action_max_uid_untagged(const struct imap_resp *resp, uint32_t *max_r);
+/* Appends range (as checked by the table) to out with "*" as max (0: an
+ * empty mailbox, where "*" is nothing): "*" is max, "n:*" and "*:n" are
+ * n:max, or nothing when n > max; the ranges sorted and merged. Returns
+ * false, with nothing appended, when nothing of the range is left. */
+bool action_range_resolve(const char *range, uint32_t max, struct str *out);
+/* The run's range as a malloc'd set to send: the parameter itself, unless
+ * action_range_needs_max; then resolved against max. NULL when nothing of
+ * the range is left: the action acts on no message. */
+char *action_range_set(const struct action_run *run, uint32_t max);
 
 /* The value of data item name (case-insensitive) in an untagged FETCH, or
  * NULL. With prefix, the first item whose name starts with name

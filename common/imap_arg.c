@@ -184,6 +184,30 @@ imap_seqset_nth(const struct imap_seqset *set, uint64_t n)
 	return 0;
 }
 
+void
+imap_seqset_iter_init(struct imap_seqset_iter *it, const struct imap_seqset *set)
+{
+	it->set = set;
+	it->range = 0;
+	it->next = set->count > 0 ? set->ranges[0].lo : 0;
+}
+
+bool
+imap_seqset_iter_next(struct imap_seqset_iter *it, uint32_t *v_r)
+{
+	const struct imap_seqset *set = it->set;
+
+	while (it->range < set->count) {
+		if (it->next <= set->ranges[it->range].hi) {
+			*v_r = (uint32_t)it->next++;
+			return true;
+		}
+		if (++it->range < set->count)
+			it->next = set->ranges[it->range].lo;
+	}
+	return false;
+}
+
 /* UIDVALIDITY and UIDs are non-zero numbers. */
 static bool
 code_nz_u32(const struct imap_arg *arg, uint32_t *v_r)

@@ -77,13 +77,18 @@ is_atom_char(unsigned char c)
 	return strchr("(){%*\"\\]", c) == NULL;
 }
 
+/* Longer strings go as literals, whatever they hold: the command line
+ * itself stays short (RFC 7162 section 4 asks clients to keep it within
+ * 8192 octets). */
+#define CMD_INLINE_MAX 1024
+
 void
 imap_cmd_astring(struct imap_cmd *cmd, const char *s, size_t len)
 {
-	bool atom = len > 0, quotable = true;
+	bool atom = len > 0 && len <= CMD_INLINE_MAX, quotable = len <= CMD_INLINE_MAX;
 	size_t i;
 
-	for (i = 0; i < len; i++) {
+	for (i = 0; i < len && quotable; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (!is_atom_char(c))

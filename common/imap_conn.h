@@ -173,8 +173,8 @@ struct imap_cmd *imap_cmd_new(struct imap_conn *conn);
 /* Raw protocol text, written as given. */
 void imap_cmd_add(struct imap_cmd *cmd, const char *text);
 void imap_cmd_addf(struct imap_cmd *cmd, const char *fmt, ...) ATTR_FORMAT(2, 3);
-/* A string argument: atom when safe, quoted when printable, else a
- * literal (non-synchronizing with LITERAL+). */
+/* A string argument: atom when safe, quoted when printable, else (and
+ * always beyond 1 KiB) a literal (non-synchronizing with LITERAL+). */
 void imap_cmd_astring(struct imap_cmd *cmd, const char *s, size_t len);
 /* A mailbox name given in UTF-8: INBOX normalised, modified UTF-7 on the
  * wire. Returns -1 (and adds nothing) if name is not valid UTF-8. */

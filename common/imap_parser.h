@@ -147,8 +147,22 @@ int imap_seqset_parse(const char *s, size_t len, struct imap_seqset *set_r);
 void imap_seqset_free(struct imap_seqset *set);
 /* Number of members (counting each range's span); "*" counts as one. */
 uint64_t imap_seqset_count(const struct imap_seqset *set);
-/* The n-th member (0-based) in the order given, or 0 if out of range. */
+/* The n-th member (0-based) in the order given, or 0 if out of range.
+ * Walks the ranges from the start: for one member, not for a loop over
+ * all of them (use an iterator). */
 uint32_t imap_seqset_nth(const struct imap_seqset *set, uint64_t n);
+
+/* Every member of a set in the order of imap_seqset_nth, range by range:
+ * O(members + ranges) for the whole walk. The set must outlive it. */
+struct imap_seqset_iter {
+	const struct imap_seqset *set;
+	size_t range;           /* index of the current range */
+	uint64_t next;          /* the next member in it (64 bits: may pass "*") */
+};
+void imap_seqset_iter_init(struct imap_seqset_iter *it, const struct imap_seqset *set);
+/* Stores the next member in *v_r ("*" is UINT32_MAX) and returns true, or
+ * returns false once every member was given. */
+bool imap_seqset_iter_next(struct imap_seqset_iter *it, uint32_t *v_r);
 
 /* [APPENDUID uidvalidity uid] and [COPYUID uidvalidity src-set dst-set]. */
 bool imap_resp_appenduid(const struct imap_resp *resp, uint32_t *uidvalidity_r, uint32_t *uid_r);

@@ -40,6 +40,9 @@ static void
 touch_seqset(uint64_t *h, const char *s, size_t len)
 {
 	struct imap_seqset set;
+	struct imap_seqset_iter it;
+	uint64_t k;
+	uint32_t v;
 
 	if (imap_seqset_parse(s, len, &set) < 0)
 		return;
@@ -47,6 +50,14 @@ touch_seqset(uint64_t *h, const char *s, size_t len)
 	mix_u64(h, imap_seqset_nth(&set, 0));
 	mix_u64(h, imap_seqset_nth(&set, imap_seqset_count(&set) - 1));
 	mix_u64(h, imap_seqset_nth(&set, imap_seqset_count(&set)));
+	/* the iterator walks in the order of nth ("1:*" has 2^32 members:
+	 * only the first few) */
+	imap_seqset_iter_init(&it, &set);
+	for (k = 0; k < 64 && imap_seqset_iter_next(&it, &v); k++)
+		if (v != imap_seqset_nth(&set, k))
+			abort();
+	if (k < 64 && k != imap_seqset_count(&set))
+		abort();
 	imap_seqset_free(&set);
 }
 

@@ -776,6 +776,62 @@ class TestErrors(ApiTestCase):
         self.assertIn("mailbox", err["message"])
         self.assertEqual(self.imap.uids(box), [self.uid])
 
+    def test_parameter_limits(self):
+        """Numbers beyond 32 bits, NUL bytes in any string, part numbers
+        that do not fit, and strings too long for one IMAP line are bad
+        parameters (400 naming the parameter), not the server's refusal."""
+        box = "Da \u00fc"
+        cases = [
+            ("search", {"mailbox": box, "larger": 5000000000}, "larger"),
+            ("search", {"mailbox": box, "smaller": 2 ** 32}, "smaller"),
+            ("search", {"mailbox": box, "limit": 2 ** 40}, "limit"),
+            ("download", {"mailbox": box, "index": 2 ** 53}, "index"),
+            ("add-flags", {"mailbox": box, "range": "1", "flags": ["urgent\u0000junk"]},
+             "flags"),
+            ("add-flags", {"mailbox": box, "range": "1\u0000,9", "flags": ["x"]}, "range"),
+            ("search", {"mailbox": box, "since": "2026-01-01\u0000x"}, "since"),
+            ("search", {"mailbox": box, "seen": "read\u0000x"}, "seen"),
+            ("search", {"mailbox": box, "subject": "a\u0000b"}, "subject"),
+            ("search", {"mailbox": box + "\u0000x"}, "mailbox"),
+            ("download", {"mailbox": box, "uid": self.uid, "part": "1\u0000.5"}, "part"),
+            ("download", {"mailbox": box, "uid": self.uid, "part": ".".join(["1"] * 49)},
+             "part"),
+            ("download", {"mailbox": box, "uid": self.uid, "part": "4294967296"}, "part"),
+            ("search", {"mailbox": "x" * 1025}, "mailbox"),
+            ("copy", {"mailbox": box, "range": "1", "to": "\u00e4" * 513}, "to"),
+            ("search", {"mailbox": box, "subject": "x" * MiB}, "subject"),
+            ("search", {"mailbox": box, "from": "x" * 8193}, "from"),
+            ("search", {"mailbox": box, "range": "1," * 8192 + "1"}, "range"),
+            ("search", {"mailbox": box, "text": "\u00e4" * 40000}, "text"),
+            ("search", {"mailbox": box, "range": "1," * 500000 + "1"}, "range"),
+            ("add-flags", {"mailbox": box, "range": "1", "flags": ["k%d" % i
+                                                                    for i in range(2000)]},
+             "flags"),
+        ]
+        for action, params, name in cases:
+            with self.subTest(action=action, param=name):
+                err = self.fails(400, action, params, code="bad_parameter")
+                self.assertIn('"%s"' % name, err["message"])
+        # the limits themselves are fine
+        self.assertEqual(self.ok("search", {"mailbox": box, "larger": 4294967295}),
+                         {"messages": []})
+        self.assertEqual(self.ok("search", {"mailbox": box, "smaller": 4294967295,
+                                            "limit": 4294967295})["messages"][0]["uid"],
+                         self.uid)
+        # every string and the range at their limits together still fit in
+        # one command for Dovecot (imap_max_line_length, 64 KiB, counts
+        # literals too)
+        self.assertEqual(self.ok("search", {"mailbox": box, "subject": "x" * 8192,
+                                            "from": "\u00e4" * 4096, "to": "y" * 8192,
+                                            "text": "z" * 8192,
+                                            "range": "1," * 8191 + "1"}),
+                         {"messages": []})
+        self.assertEqual(self.ok("add-flags", {"mailbox": box, "range": "1," * 8191 + "1",
+                                               "flags": ["f%03d" % i for i in range(819)]}
+                                 )["messages"][0]["uid"], self.uid)
+        self.assertEqual(self.imap.uids(box), [self.uid])
+        self.healthy()
+
     def test_bad_json(self):
         for raw in (b'{"mailbox": "INBOX"', b'{"mailbox": INBOX}', b"{'mailbox': 'INBOX'}",
                     b'{"mailbox": "INBOX"} x', b'{"mailbox":"INBOX","mailbox":"INBOX"}',

@@ -283,6 +283,18 @@ class TestSearch(ActionTestCase):
         self.fails(64, "search", "--mailbox", "INBOX", "--limit", "0")
         self.fails(64, "search", "--mailbox", "INBOX", "--range", "1:x")
         self.fails(64, "search", "--mailbox", "INBOX", "--flagged", "yes")
+        # numbers beyond 32 bits, strings beyond one IMAP line: usage
+        for args in (("--larger", "5000000000"), ("--smaller", "4294967296"),
+                     ("--limit", "4294967296"), ("--subject", "x" * 65537),
+                     ("--range", "1," * 20000 + "1")):
+            with self.subTest(param=args[0]):
+                r = self.fails(64, "search", "--mailbox", self.MAILBOX, *args)
+                self.assertStderrMatches(r, '"%s"' % args[0][2:])
+        r = self.fails(64, "search", "--mailbox", "\u00e4" * 513)
+        self.assertStderrMatches(r, '"mailbox"')
+        self.assertEqual(self.search("--larger", "4294967295"), [])
+        # a long string goes as a literal (synchronizing without LITERAL+)
+        self.assertEqual(self.search("--subject", "\u00e4" * 4096, "--text", "x" * 8192), [])
 
 
 # ---------------------------------------------------------------- download
@@ -402,6 +414,10 @@ class DownloadTests:
         self.fails(64, *base, "--uid", "1", "--part", "0")
         self.fails(64, *base, "--uid", "1", "--part", "2.")
         self.fails(64, *base, "--uid", "x")
+        # a part number too long to name a section: refused, not truncated
+        r = self.fails(64, *base, "--uid", "1", "--part", ".".join(["1"] * 49))
+        self.assertStderrMatches(r, '"part"')
+        self.fails(64, *base, "--uid", "1", "--part", "1.4294967296")
 
     def test_output_file_only_on_success(self):
         out = self.tmpdir() / "nothing.eml"
@@ -573,6 +589,32 @@ class CopyMoveTests:
         self.assertEqual(doc, {"path": self.DST, "uidMap": {}})
         self.assertEqual(self.imap.uids(self.SRC), self.uids)
 
+    def test_star_range_beyond_the_last_uid(self):
+        """n:* with every UID below n is nothing (RFC 3501 would read it as
+        last:n and act on the last message); a:* below the last UID still
+        spans a..last."""
+        beyond = self.uids[-1] + 10
+        for action in ("copy", "move"):
+            for rng in ("%d:*" % beyond, "*:%d" % beyond):
+                with self.subTest(action=action, range=rng):
+                    doc = self.ok(action, "--mailbox", self.SRC, "--range", rng,
+                                  "--to", self.DST)
+                    self.assertEqual(doc, {"path": self.DST, "uidMap": {}})
+        self.assertEqual(self.imap.uids(self.SRC), self.uids)
+        self.assertEqual(self.imap.uids(self.DST), [])
+        # the part of the range that exists, and only it
+        doc = self.ok("copy", "--mailbox", self.SRC, "--range",
+                      "%d,%d:*" % (self.uids[2], beyond), "--to", self.DST)
+        self.check_map(doc, [self.uids[2]])
+        doc = self.ok("move", "--mailbox", self.SRC, "--range", "%d:*" % self.uids[4],
+                      "--to", self.DST)
+        self.assertEqual(sorted(int(k) for k in doc["uidMap"]), self.uids[4:])
+        self.assertEqual(self.imap.uids(self.SRC), self.uids[:4])
+        self.assertEqual(len(self.imap.uids(self.DST)), 3)
+        # nothing in the range and no such target: still 404
+        self.fails(1, "move", "--mailbox", self.SRC, "--range", "%d:*" % beyond,
+                   "--to", "Fehlt \u00fc")
+
     def test_errors(self):
         for action in ("copy", "move"):
             with self.subTest(action=action):
@@ -733,6 +775,27 @@ class TestFlags(ActionTestCase):
         got, _ = self.flags_action("add-flags", "1:*", ["\\Seen"])
         self.assertEqual(list(got), self.uids)
 
+    def test_star_range_beyond_the_last_uid(self):
+        """n:* with every UID below n touches nothing (RFC 3501 would read
+        it as last:n, and set-flags would replace the last message's
+        flags); a:* below the last UID still spans a..last."""
+        u = self.uids
+        before = self.imap.flags(self.MAILBOX)
+        for action in ("add-flags", "remove-flags", "set-flags"):
+            for rng in ("%d:*" % (u[-1] + 10), "*:%d" % (u[-1] + 1)):
+                with self.subTest(action=action, range=rng):
+                    got, server = self.flags_action(action, rng, ["\\Seen", "x"])
+                    self.assertEqual(got, {})
+                    for uid in u:
+                        self.assertEqual(without_recent(server[uid]),
+                                         without_recent(before[uid]), "uid %d changed" % uid)
+        got, server = self.flags_action("set-flags", "%d:*" % u[2], ["nur-das"])
+        self.assertEqual(got, {u[2]: {"nur-das"}, u[3]: {"nur-das"}})
+        for uid in u[:2]:
+            self.assertEqual(without_recent(server[uid]), without_recent(before[uid]))
+        got, _ = self.flags_action("add-flags", "%d,%d:*" % (u[0], u[-1] + 1), ["y"])
+        self.assertEqual(list(got), [u[0]])
+
     def test_errors(self):
         base = ["--mailbox", self.MAILBOX, "--range", "1:*"]
         self.fails(64, "add-flags", *base)
@@ -879,6 +942,37 @@ class TestHttpDoor(ActionTestCase):
         self.assertEqual(len(self.srv.logins(self.user)), 2,     # ours and imaphookd's
                          "imaphookd had to log in again:\n" + "\n".join(
                              self.srv.log_lines(self.user)))
+
+    def test_star_range_beyond_the_last_uid(self):
+        """n:* acts on no message when every UID is below n (RFC 3501 would
+        read it as last:n): an empty result, nothing changed."""
+        self.imap.create("Drei")
+        self.imap.create("Ziel")
+        uids = [self.imap.append("Drei", harness.message_bytes(subject="m%d" % n))
+                for n in range(3)]
+        before = self.imap.flags("Drei")
+        beyond = "%d:*" % (uids[-1] + 7)
+        for action in ("copy", "move"):
+            self.assertEqual(self.post_json(action, {"mailbox": "Drei", "range": beyond,
+                                                     "to": "Ziel"}),
+                             {"path": "Ziel", "uidMap": {}})
+        for action in ("add-flags", "remove-flags", "set-flags"):
+            self.assertEqual(self.post_json(action, {"mailbox": "Drei", "range": beyond,
+                                                     "flags": ["\\Seen"]}),
+                             {"messages": []})
+        self.assertEqual(self.imap.uids("Drei"), uids)
+        self.assertEqual(self.imap.uids("Ziel"), [])
+        after = self.imap.flags("Drei")
+        for uid in uids:
+            self.assertEqual(without_recent(after[uid]), without_recent(before[uid]))
+        doc = self.post_json("set-flags", {"mailbox": "Drei", "range": "%d:*" % uids[1],
+                                           "flags": ["neu"]})
+        self.assertEqual([(m["uid"], m["flags"]) for m in doc["messages"]],
+                         [(uids[1], ["neu"]), (uids[2], ["neu"])])
+        doc = self.post_json("move", {"mailbox": "Drei", "range": "%d:*" % uids[1],
+                                      "to": "Ziel"})
+        self.assertEqual(sorted(int(k) for k in doc["uidMap"]), uids[1:])
+        self.assertEqual(self.imap.uids("Drei"), uids[:1])
 
     def test_statuses(self):
         self.imap.create("Da")

@@ -117,7 +117,11 @@ START_TEST(test_type_int_bool)
 {
 	every_ok("n", "0");
 	every_ok("n", "5");
-	every_ok("n", "9007199254740993");
+	every_ok("n", "4294967295");
+	/* IMAP numbers are 32-bit: beyond is a usage error, not the server's
+	 * refusal */
+	every_bad("n", "4294967296");
+	every_bad("n", "9007199254740993");
 	every_bad("n", "-1");
 	every_bad("n", "5.0");
 	every_bad("n", "\"5\"");
@@ -325,6 +329,279 @@ START_TEST(test_unknown_missing_doors)
 	    "\"n\": 1, \"yes\": false, \"flags\": [\"\\\\Seen\"], \"range\": \"1:*\", "
 	    "\"date\": \"2026-01-01\", \"colour\": \"red\", \"part\": \"1.2\", "
 	    "\"message\": \"From: a\\r\\n\\r\\nb\"}", true, &err), 0);
+}
+END_TEST
+
+/* A JSON string of n bytes: head, then fill repeated. */
+static char *
+json_str_n(const char *head, char fill, size_t n)
+{
+	struct str s;
+	size_t i;
+
+	str_init(&s);
+	str_printf(&s, "\"%s", head);
+	for (i = strlen(head); i < n; i++)
+		str_append_c(&s, fill);
+	str_append_c(&s, '"');
+	return str_steal(&s);
+}
+
+/* A valid range of exactly n bytes as JSON: "1,1,...,1" or "11,1,...". */
+static char *
+json_range_n(size_t n)
+{
+	struct str s;
+
+	str_init(&s);
+	str_append(&s, n % 2 == 0 ? "\"11" : "\"1");
+	while (s.len - 1 < n)
+		str_append(&s, ",1");
+	str_append_c(&s, '"');
+	return str_steal(&s);
+}
+
+/* A valid part number of exactly n bytes (n >= 3) as JSON:
+ * "100.100...100", the first number longer when n % 4 != 3. */
+static char *
+json_partid_n(size_t n)
+{
+	struct str s;
+
+	str_init(&s);
+	str_append(&s, "\"1");
+	while ((n - (s.len - 1)) % 4 != 2)
+		str_append_c(&s, '0');
+	str_append(&s, "00");
+	while (s.len - 1 < n)
+		str_append(&s, ".100");
+	str_append_c(&s, '"');
+	return str_steal(&s);
+}
+
+/*
+ * Fixed bug: the API parses bodies with JSON_ALLOW_NUL, but only mailbox
+ * and string parameters refused a NUL byte: "urgent\u0000junk" set
+ * "urgent", a range "1\u0000,9" acted on 1. Every type refuses it now.
+ */
+START_TEST(test_nul_in_every_type)
+{
+	struct action_error err;
+
+	every_bad("str", "\"a\\u0000b\"");
+	every_bad("flags", "[\"urgent\\u0000junk\"]");
+	every_bad("flags", "[\"\\\\Seen\", \"x\\u0000\"]");
+	every_bad("range", "\"1\\u0000,9\"");
+	every_bad("range", "\"\\u0000\"");
+	every_bad("date", "\"2026-01-01\\u0000x\"");
+	every_bad("colour", "\"red\\u0000x\"");
+	every_bad("part", "\"1\\u0000.5\"");
+	every_bad("file", "\"-\\u0000x\"");
+	ck_assert_int_eq(check_one(&every_entry, "{\"mbox\": \"INBOX\\u0000x\"}", true, &err),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "\"mbox\""));
+	/* a message is checked as one (action_message_check) */
+	ck_assert_int_eq(check_one(&every_entry, "{\"mbox\": \"I\", \"message\": "
+	    "\"From: a\\u0000\"}", true, &err), 0);
+}
+END_TEST
+
+/*
+ * Fixed bugs: no string had a length limit (a 1 MB subject, a 30 MB range
+ * went to the server as one line: 422/502 instead of 400), and a part
+ * number longer than download's section buffer was cut short there, so
+ * that another part was served.
+ */
+START_TEST(test_limits)
+{
+	struct action_error err;
+	char *v, *json;
+
+	v = json_str_n("", 'x', ACTION_STRING_MAX);
+	every_ok("str", v);
+	free(v);
+	v = json_str_n("", 'x', ACTION_STRING_MAX + 1);
+	every_bad("str", v);
+	free(v);
+	v = json_str_n("", 'x', 1 << 20);
+	every_bad("str", v);
+	free(v);
+	v = json_range_n(ACTION_RANGE_MAX);
+	every_ok("range", v);
+	free(v);
+	v = json_range_n(ACTION_RANGE_MAX + 1);
+	every_bad("range", v);
+	free(v);
+	v = json_range_n(1 << 20);
+	every_bad("range", v);
+	free(v);
+	/* 95 bytes fit the section: "100.100.[...].100", then "1000.100..." */
+	v = json_partid_n(ACTION_PARTID_MAX);
+	every_ok("part", v);
+	free(v);
+	v = json_partid_n(ACTION_PARTID_MAX + 1);
+	every_bad("part", v);
+	free(v);
+
+	/* a mailbox: 1 KiB of UTF-8 */
+	v = json_str_n("", 'm', ACTION_MAILBOX_MAX);
+	json = xasprintf("{\"mbox\": %s}", v);
+	ck_assert_int_eq(check_one(&every_entry, json, true, &err), 0);
+	free(json);
+	free(v);
+	v = json_str_n("\xc3\xa4", 'm', ACTION_MAILBOX_MAX + 1);
+	json = xasprintf("{\"mbox\": %s}", v);
+	ck_assert_int_eq(check_one(&every_entry, json, true, &err), -1);
+	ck_assert_int_eq(err.status, ACTION_ERR_USAGE);
+	ck_assert_msg(strstr(err.msg, "\"mbox\" is too long") != NULL, "%s", err.msg);
+	free(json);
+	free(v);
+
+	/* flags: 4 KiB in all, a space between two */
+	v = json_str_n("", 'a', ACTION_FLAGS_MAX);
+	json = xasprintf("[%s]", v);
+	every_ok("flags", json);
+	free(json);
+	free(v);
+	v = json_str_n("", 'a', ACTION_FLAGS_MAX + 1);
+	json = xasprintf("[%s]", v);
+	every_bad("flags", json);
+	free(json);
+	free(v);
+	v = json_str_n("", 'b', ACTION_FLAGS_MAX / 2);
+	json = xasprintf("[\"%0*d\", %s]", ACTION_FLAGS_MAX / 2 - 1, 0, v);
+	every_ok("flags", json);
+	free(json);
+	json = xasprintf("[\"%0*d\", %s]", ACTION_FLAGS_MAX / 2, 0, v);
+	every_bad("flags", json);
+	free(json);
+	free(v);
+
+	/* part numbers: 32 levels, each a 32-bit number */
+	v = xasprintf("\"1%.*s\"", (ACTION_PARTID_DEPTH_MAX - 1) * 2,
+	    ".1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1");
+	every_ok("part", v);
+	free(v);
+	v = xasprintf("\"1%.*s\"", ACTION_PARTID_DEPTH_MAX * 2,
+	    ".1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1");
+	every_bad("part", v);
+	free(v);
+	every_ok("part", "\"4294967295.2\"");
+	every_bad("part", "\"4294967296\"");
+	every_bad("part", "\"1.99999999999\"");
+}
+END_TEST
+
+/* "*" of a UID range resolved against the mailbox's largest UID. */
+START_TEST(test_range_resolve)
+{
+	static const struct {
+		const char *range;
+		uint32_t max;
+		const char *want;       /* NULL: nothing left */
+	} cases[] = {
+		{ "*", 50, "50" },
+		{ "*", 0, NULL },
+		{ "*:*", 7, "7" },
+		/* RFC 3501 would make these 50:100: not a message below 100 */
+		{ "100:*", 50, NULL },
+		{ "*:100", 50, NULL },
+		{ "50:*", 50, "50" },
+		{ "2:*", 3, "2:3" },
+		{ "*:2", 3, "2:3" },
+		{ "2,10:*", 3, "2" },
+		{ "10:*,2", 3, "2" },
+		{ "1:*", 0, NULL },
+		{ "3,*", 0, "3" },
+		/* sorted and merged */
+		{ "10:*,1:3", 20, "1:3,10:20" },
+		{ "1:3,4:6,8", 20, "1:6,8" },
+		{ "3,1,2", 9, "1:3" },
+		{ "1:*,5", 9, "1:9" },
+		{ "*,*,*", 7, "7" },
+		{ "5:1", 3, "1:5" },
+		{ "4294967295", 5, "4294967295" },      /* a number, not "*" */
+		{ "4294967295:*", 4294967295U, "4294967295" },
+		{ "1:*,5:*,4294967295", 4294967295U, "1:4294967295" },
+		{ "7,4294967294:*", 4294967295U, "7,4294967294:4294967295" },
+	};
+	struct str out;
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(cases); i++) {
+		bool got;
+
+		str_init(&out);
+		str_append(&out, "");
+		got = action_range_resolve(cases[i].range, cases[i].max, &out);
+		ck_assert_msg(got == (cases[i].want != NULL), "%s (max %u): %s", cases[i].range,
+		    cases[i].max, got ? out.data : "nothing");
+		if (got)
+			ck_assert_msg(strcmp(out.data, cases[i].want) == 0, "%s (max %u): %s, "
+			    "not %s", cases[i].range, cases[i].max, out.data, cases[i].want);
+		else
+			ck_assert_uint_eq(out.len, 0);
+		str_free(&out);
+	}
+}
+END_TEST
+
+static const struct imap_resp *parse(struct imap_parser *p, const char *line);
+
+/*
+ * Fixed bug: the uidMap of a COPYUID and the numbers of an ESEARCH ALL
+ * were read with imap_seqset_nth per member, which walks the ranges from
+ * the start: "2,4,6,...,400000" (200,000 ranges) took 2*10^10 steps and
+ * froze the daemon's loop. One walk now.
+ */
+START_TEST(test_big_sets)
+{
+	struct imap_parser *p = imap_parser_new(NULL);
+	struct action_uids u = { 0 };
+	json_t *map = json_object();
+	struct str line;
+	size_t n;
+
+	ck_assert_int_eq(action_copyuid_map(map, NULL), 0);
+	ck_assert_int_eq(action_copyuid_map(map, parse(p, "A1 OK done\r\n")), 0);
+	ck_assert_int_eq(action_copyuid_map(map, parse(p,
+	    "A1 OK [COPYUID 38505 304,319:320,7 3956:3958,5] Done\r\n")), 1);
+	ck_assert_uint_eq(json_object_size(map), 4);
+	ck_assert_int_eq(json_integer_value(json_object_get(map, "304")), 3956);
+	ck_assert_int_eq(json_integer_value(json_object_get(map, "319")), 3957);
+	ck_assert_int_eq(json_integer_value(json_object_get(map, "320")), 3958);
+	ck_assert_int_eq(json_integer_value(json_object_get(map, "7")), 5);
+	json_object_clear(map);
+	/* too many pairs: refused, the map unchanged */
+	ck_assert_int_eq(action_copyuid_map(map, parse(p,
+	    "A1 OK [COPYUID 1 1:5000001 1:5000001] x\r\n")), -1);
+	ck_assert_uint_eq(json_object_size(map), 0);
+
+	str_init(&line);
+	str_append(&line, "A2 OK [COPYUID 1 ");
+	for (n = 1; n <= 200000; n++)
+		str_printf(&line, "%s%zu", n > 1 ? "," : "", 2 * n);
+	str_append(&line, " 1:200000] Done\r\n");
+	ck_assert_int_eq(action_copyuid_map(map, parse(p, line.data)), 1);
+	ck_assert_uint_eq(json_object_size(map), 200000);
+	ck_assert_int_eq(json_integer_value(json_object_get(map, "2")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(map, "200000")), 100000);
+	ck_assert_int_eq(json_integer_value(json_object_get(map, "400000")), 200000);
+	ck_assert_ptr_null(json_object_get(map, "3"));
+
+	str_reset(&line);
+	str_append(&line, "* ESEARCH (TAG \"A3\") UID ALL ");
+	for (n = 1; n <= 200000; n++)
+		str_printf(&line, "%s%zu", n > 1 ? "," : "", 2 * n - 1);
+	str_append(&line, "\r\n");
+	ck_assert_int_eq(action_uids_from_search(&u, parse(p, line.data)), 1);
+	ck_assert_uint_eq(u.n, 200000);
+	for (n = 0; n < u.n; n++)
+		ck_assert_uint_eq(u.v[n], 2 * n + 1);
+	action_uids_free(&u);
+	str_free(&line);
+	json_decref(map);
+	imap_parser_free(&p);
 }
 END_TEST
 
@@ -683,6 +960,10 @@ main(void)
 	tcase_add_test(tc, test_message_check);
 	tcase_add_test(tc, test_uids);
 	tcase_add_test(tc, test_type_date_leap);
+	tcase_add_test(tc, test_nul_in_every_type);
+	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_range_resolve);
+	tcase_add_test(tc, test_big_sets);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

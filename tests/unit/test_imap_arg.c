@@ -247,6 +247,72 @@ START_TEST(test_appenduid_copyuid)
 	imap_parser_free(&p);
 }
 END_TEST
+/* The members the iterator gives for s, as "a,b,c" (at most limit). */
+static void
+check_iter(const char *s, size_t limit, const char *expect)
+{
+	struct imap_seqset set;
+	struct imap_seqset_iter it;
+	struct str out;
+	uint32_t v;
+	uint64_t k = 0;
+
+	ck_assert_int_eq(imap_seqset_parse(s, strlen(s), &set), 0);
+	str_init(&out);
+	str_append(&out, "");
+	imap_seqset_iter_init(&it, &set);
+	while (k < limit && imap_seqset_iter_next(&it, &v)) {
+		/* the same order as imap_seqset_nth */
+		ck_assert_uint_eq(v, imap_seqset_nth(&set, k));
+		str_printf(&out, "%s%u", k > 0 ? "," : "", v);
+		k++;
+	}
+	ck_assert_msg(strcmp(out.data, expect) == 0, "%s: got %s, want %s", s, out.data, expect);
+	if (k < limit) {
+		/* at the end it stays at the end */
+		ck_assert_uint_eq(k, imap_seqset_count(&set));
+		ck_assert(!imap_seqset_iter_next(&it, &v));
+		ck_assert(!imap_seqset_iter_next(&it, &v));
+	}
+	str_free(&out);
+	imap_seqset_free(&set);
+}
+
+START_TEST(test_seqset_iter)
+{
+	struct imap_seqset set = { NULL, 0 };
+	struct imap_seqset_iter it;
+	struct str s;
+	uint32_t v, want;
+	uint64_t n;
+
+	check_iter("1", 100, "1");
+	check_iter("304,319:320,7", 100, "304,319,320,7");
+	check_iter("5:3", 100, "3,4,5");                /* normalised by the parser */
+	check_iter("5,1,5", 100, "5,1,5");              /* order kept, no merging */
+	check_iter("2:4,9,7:6", 100, "2,3,4,9,6,7");
+	check_iter("*", 100, "4294967295");             /* "*" as UINT32_MAX */
+	check_iter("4294967293:*", 100, "4294967293,4294967294,4294967295");
+	check_iter("4294967295,1", 100, "4294967295,1"); /* no wrap past the top */
+	check_iter("1:*", 3, "1,2,3");
+	/* the empty set gives nothing */
+	imap_seqset_iter_init(&it, &set);
+	ck_assert(!imap_seqset_iter_next(&it, &v));
+
+	/* 200,000 singletons (every other message expunged) in one walk */
+	str_init(&s);
+	for (n = 1; n <= 200000; n++)
+		str_printf(&s, "%s%llu", n > 1 ? "," : "", (unsigned long long)n * 2);
+	ck_assert_int_eq(imap_seqset_parse(s.data, s.len, &set), 0);
+	ck_assert_uint_eq(set.count, 200000);
+	imap_seqset_iter_init(&it, &set);
+	for (n = 0, want = 2; imap_seqset_iter_next(&it, &v); n++, want += 2)
+		ck_assert_uint_eq(v, want);
+	ck_assert_uint_eq(n, 200000);
+	imap_seqset_free(&set);
+	str_free(&s);
+}
+END_TEST
 
 /* Missing arguments and empty sets are answered, never dereferenced. */
 START_TEST(test_null_and_empty)
@@ -296,6 +362,7 @@ imap_arg_suite(void)
 	tcase_add_test(tc, test_arg_helpers);
 	tcase_add_test(tc, test_resp_code_helpers);
 	tcase_add_test(tc, test_seqset);
+	tcase_add_test(tc, test_seqset_iter);
 	tcase_add_test(tc, test_appenduid_copyuid);
 	tcase_add_test(tc, test_null_and_empty);
 	suite_add_tcase(s, tc);

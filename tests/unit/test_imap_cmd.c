@@ -188,6 +188,35 @@ START_TEST(test_astring_literal_plus)
 }
 END_TEST
 
+/* Beyond 1 KiB a string goes as a literal even when it could be an atom
+ * or quoted: the command line stays short. */
+START_TEST(test_astring_long)
+{
+	struct fake_peer *p = start_ready("");
+	char s[1100], *want;
+	size_t i;
+
+	for (i = 0; i < sizeof(s); i++)
+		s[i] = i % 7 == 6 ? ' ' : 'a';
+	/* 1024 bytes: still an atom, still quoted */
+	want = xasprintf("X %.*s", 1024, s);
+	memset(want + 2, 'a', 1024);
+	astring_case(p, "A2", want + 2, 1024, want, strlen(want));
+	free(want);
+	want = xasprintf("X \"%.*s\"", 1024, s);
+	astring_case(p, "A3", s, 1024, want, strlen(want));
+	free(want);
+	/* 1025: a literal, atom or not */
+	want = xasprintf("X {1025}\r\n%.*s", 1025, s);
+	astring_case(p, "A4", s, 1025, want, strlen(want));
+	free(want);
+	memset(s, 'b', sizeof(s));
+	want = xasprintf("X {1100}\r\n%.*s", (int)sizeof(s), s);
+	astring_case(p, "A5", s, sizeof(s), want, strlen(want));
+	free(want);
+}
+END_TEST
+
 /* Mailbox names: "X <mailbox>" for each UTF-8 name. */
 START_TEST(test_mailbox)
 {
@@ -468,6 +497,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_astring);
 	tcase_add_test(tc, test_astring_literal_plus);
+	tcase_add_test(tc, test_astring_long);
 	tcase_add_test(tc, test_mailbox);
 	tcase_add_test(tc, test_literal_segments);
 	tcase_add_test(tc, test_literal_plus);
