@@ -5,7 +5,9 @@
  * memory. A part is decoded by the server (BINARY.PEEK) when it can, else
  * here (mime_decoder) from the Content-Transfer-Encoding that
  * BODYSTRUCTURE names. Everything is PEEK on an EXAMINEd mailbox: \Seen is
- * never set.
+ * never set. A sink that says it is full (ACTION_SINK_FULL: the HTTP
+ * client reads slower than the server sends) gets no further chunk until
+ * it calls resume: the download waits on its connection.
  */
 #include "action.h"
 
@@ -42,6 +44,8 @@ struct download_state {
 	bool got_item;          /* the current chunk's FETCH arrived */
 	bool write_failed;
 	int write_errno;
+	bool sink_full;         /* the sink said ACTION_SINK_FULL: no resume yet */
+	bool waiting;           /* the next chunk waits for resume */
 	struct str out;         /* decoded bytes on their way to the sink */
 };
 
@@ -186,11 +190,17 @@ static void
 download_flush(struct action_run *run)
 {
 	struct download_state *st = run->state;
+	int r;
 
-	if (st->out.len > 0 && !st->write_failed && (run->sink.write == NULL ||
-	    run->sink.write(run->sink.arg, st->out.data, st->out.len) < 0)) {
-		st->write_failed = true;
-		st->write_errno = run->sink.write == NULL ? EPIPE : errno;
+	if (st->out.len > 0 && !st->write_failed) {
+		r = run->sink.write == NULL ? -1 :
+		    run->sink.write(run->sink.arg, st->out.data, st->out.len);
+		if (r < 0) {
+			st->write_failed = true;
+			st->write_errno = run->sink.write == NULL ? EPIPE : errno;
+		} else if (r == ACTION_SINK_FULL) {
+			st->sink_full = true;
+		}
 	}
 	str_reset(&st->out);
 }
@@ -327,7 +337,10 @@ download_step(struct action_run *run, const struct imap_reply *reply)
 	}
 	if (st->got == DOWNLOAD_CHUNK) {
 		st->offset += DOWNLOAD_CHUNK;
-		download_send_chunk(run);
+		if (st->sink_full)
+			st->waiting = true;     /* download_resume sends it */
+		else
+			download_send_chunk(run);
 		return;
 	}
 	if (st->dec != NULL)
@@ -339,6 +352,19 @@ download_step(struct action_run *run, const struct imap_reply *reply)
 		return;
 	}
 	action_finish(run, NULL);
+}
+
+/* The sink can take more: the next chunk goes out if it was waiting. */
+static void
+download_resume(struct action_run *run)
+{
+	struct download_state *st = run->state;
+
+	st->sink_full = false;
+	if (!st->waiting || run->finished)
+		return;
+	st->waiting = false;
+	download_send_chunk(run);
 }
 
 static void
@@ -389,4 +415,5 @@ const struct action_entry act_download_entry = {
 	.state_size = sizeof(struct download_state),
 	.state_free = download_free,
 	.raw_output = true,
+	.resume = download_resume,
 };

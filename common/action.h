@@ -107,15 +107,27 @@ struct action_entry {
 	void (*state_free)(struct action_run *run);
 	/* download writes bytes to the sink rather than returning JSON */
 	bool raw_output;
+	/* Raw output: the sink, which answered ACTION_SINK_FULL, can take more.
+	 * Called by the sink's owner from the event loop, never from within
+	 * sink.write(); the action then goes on if it was waiting. May be NULL
+	 * when the action never waits. */
+	void (*resume)(struct action_run *run);
 };
 
 /* NULL-terminated table of every action. */
 extern const struct action_entry *const action_table[];
 const struct action_entry *action_find(const char *name);
 
+/* sink.write(): the bytes were taken, but the sink holds enough for now */
+#define ACTION_SINK_FULL 1
+
 /* Where download's bytes go. */
 struct action_sink {
-	/* returns 0, or -1 (errno) to abort the action */
+	/* Returns 0 when it took the bytes; ACTION_SINK_FULL when it took
+	 * them but the action must fetch no more until entry->resume() (the
+	 * action keeps its connection meanwhile: that is the backpressure);
+	 * or -1 (errno) to abort the action. A sink that never blocks (a
+	 * file) only returns 0 or -1. */
 	int (*write)(void *arg, const void *data, size_t len);
 	void *arg;
 };

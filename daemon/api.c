@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -30,6 +31,8 @@ struct api {
 	char *listen;
 	char *token;
 	LIST_HEAD(, api_call) calls;
+	unsigned nwaiting;              /* calls waiting for a connection */
+	bool refusing;                  /* nwaiting reached API_MAX_WAITING (logged) */
 };
 
 /* One POST /v1/actions/ACTION in progress. */
@@ -45,9 +48,35 @@ struct api_call {
 	struct action_run *run;
 	const struct action_entry *entry;
 	json_t *params;
+	struct event *deadline;         /* while waiting for a connection */
+	struct event *wake;             /* resumes a download, from the loop */
+	bool waiting;                   /* counted in api->nwaiting */
 	bool streaming;                 /* download: reply started */
+	bool full;                      /* download: the sink said full */
 	bool seq;                       /* ranges are sequence numbers */
 };
+
+/*
+ * Answers req with status and the body buf (emptied). evhttp gives no
+ * Content-Length to an answer to HEAD or CONNECT (it expects none to have
+ * a body) but writes whatever body it is given: a HEAD gets the length
+ * alone, a CONNECT (refused) its length and body, or the next answer on
+ * the connection would be read as part of this one.
+ */
+static void
+send_reply(struct evhttp_request *req, int status, struct evbuffer *buf)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	char n[24];
+
+	if (cmd == EVHTTP_REQ_HEAD || cmd == EVHTTP_REQ_CONNECT) {
+		snprintf(n, sizeof(n), "%zu", evbuffer_get_length(buf));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", n);
+	}
+	if (cmd == EVHTTP_REQ_HEAD)
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+	evhttp_send_reply(req, status, NULL, buf);
+}
 
 static void
 reply_json(struct evhttp_request *req, int status, json_t *body)
@@ -61,7 +90,7 @@ reply_json(struct evhttp_request *req, int status, json_t *body)
 		evbuffer_add(buf, s, strlen(s));
 		evbuffer_add(buf, "\n", 1);
 	}
-	evhttp_send_reply(req, status, NULL, buf);
+	send_reply(req, status, buf);
 	evbuffer_free(buf);
 	free(s);
 	json_decref(body);
@@ -72,6 +101,14 @@ reply_error(struct evhttp_request *req, int status, const char *code, const char
 {
 	reply_json(req, status, json_pack("{s:{s:s, s:o}}", "error", "code", code,
 	    "message", json_str(msg)));
+}
+
+/* 503: no connection for this call now; worth trying again soon. */
+static void
+reply_busy(struct evhttp_request *req, const char *code, const char *msg)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+	reply_error(req, 503, code, msg);
 }
 
 /* GET /healthz */
@@ -135,7 +172,7 @@ handle_metrics(struct api *api, struct evhttp_request *req)
 	str_free(&s);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
-	evhttp_send_reply(req, 200, "OK", buf);
+	send_reply(req, 200, buf);
 	evbuffer_free(buf);
 }
 
@@ -154,13 +191,30 @@ call_detach(struct api_call *c)
 	return req;
 }
 
+/* The call no longer waits for a connection: it got one, or gives up. */
+static void
+call_unqueue(struct api_call *c)
+{
+	imap_pool_cancel(&c->lease);
+	if (c->waiting) {
+		c->waiting = false;
+		c->api->nwaiting--;
+		c->api->refusing = false;
+	}
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	c->deadline = NULL;
+}
+
 static void
 call_free(struct api_call *c)
 {
 	bool busy = c->run != NULL && c->run->inflight > 0;
 
 	LIST_REMOVE(c, link);
-	imap_pool_cancel(&c->lease);
+	call_unqueue(c);
+	if (c->wake != NULL)
+		event_free(c->wake);
 	/* the run first: commands still in flight then complete into an
 	 * orphaned run, never into this call */
 	action_run_free(&c->run);
@@ -191,18 +245,61 @@ call_closed_cb(struct evhttp_connection *evcon ATTR_UNUSED, void *arg)
 	if (c->req != NULL && evhttp_request_get_connection(c->req) == NULL)
 		c->orphan = c->req;
 	c->req = NULL;
+	/* a download waiting for this client would wait for ever: end it */
+	if (c->full)
+		event_active(c->wake, EV_TIMEOUT, 1);
 }
 
+/* evhttp: the output buffer, full when the sink said so, has drained. */
+static void
+call_drained_cb(struct evhttp_connection *evcon ATTR_UNUSED, void *arg)
+{
+	struct api_call *c = arg;
+
+	/* not from inside evhttp's callback: the download may finish (and
+	 * the call be freed) at once */
+	event_active(c->wake, EV_TIMEOUT, 1);
+}
+
+static void
+call_wake_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	struct api_call *c = arg;
+
+	if (!c->full)
+		return;
+	c->full = false;
+	if (c->req == NULL && c->run->inflight == 0) {
+		/* the client left while the download waited for it; the
+		 * connection is idle and goes back to the pool */
+		call_free(c);
+		return;
+	}
+	/* a client that left gets its next chunk refused (EPIPE) */
+	c->entry->resume(c->run);
+}
+
+/*
+ * The download's sink: each chunk goes into the connection's output buffer.
+ * Once that holds API_SINK_HIGH bytes the download is told to wait
+ * (backpressure, with its IMAP connection held) until evhttp has written
+ * it all; the client's write timeout (evhttp_set_timeout) ends the wait
+ * for a client that never reads.
+ */
 static int
 call_sink_write(void *arg, const void *data, size_t len)
 {
 	struct api_call *c = arg;
-	struct evbuffer *buf;
+	struct evhttp_connection *evcon;
+	struct evbuffer *buf, *out;
+	int r = 0;
 
-	if (c->req == NULL) {
+	if (c->req == NULL || (evcon = evhttp_request_get_connection(c->req)) == NULL) {
 		errno = EPIPE;
 		return -1;
 	}
+	if (len == 0)
+		return 0;
 	if (!c->streaming) {
 		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
 		    c->run->content_type != NULL ? c->run->content_type :
@@ -210,11 +307,19 @@ call_sink_write(void *arg, const void *data, size_t len)
 		evhttp_send_reply_start(c->req, 200, "OK");
 		c->streaming = true;
 	}
+	out = bufferevent_get_output(evhttp_connection_get_bufferevent(evcon));
 	buf = evbuffer_new();
 	evbuffer_add(buf, data, len);
-	evhttp_send_reply_chunk(c->req, buf);
+	if (evbuffer_get_length(out) + len >= API_SINK_HIGH && c->entry->resume != NULL) {
+		/* call_drained_cb once evhttp has written all of it */
+		evhttp_send_reply_chunk_with_cb(c->req, buf, call_drained_cb, c);
+		c->full = true;
+		r = ACTION_SINK_FULL;
+	} else {
+		evhttp_send_reply_chunk(c->req, buf);
+	}
 	evbuffer_free(buf);
-	return 0;
+	return r;
 }
 
 static void
@@ -253,6 +358,7 @@ call_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
 	enum action_status st;
 
 	c->lease = NULL;
+	call_unqueue(c);
 	if (conn == NULL) {
 		struct evhttp_request *req = call_detach(c);
 
@@ -272,8 +378,25 @@ call_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
 	if (c->entry->raw_output) {
 		c->run->sink.write = call_sink_write;
 		c->run->sink.arg = c;
+		c->wake = event_new(c->api->d->base, -1, 0, call_wake_cb, c);
 	}
 	action_run_start(c->run, conn, call_done, c);
+}
+
+/* A call waited the connection's timeout for a connection: 503. */
+static void
+call_deadline_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg)
+{
+	struct api_call *c = arg;
+	struct evhttp_request *req = call_detach(c);
+	char msg[200];
+
+	snprintf(msg, sizeof(msg), "no connection to %s became free within %u s",
+	    c->connection, imap_pool_config(c->pool)->timeout);
+	log_warn("api: %s: %s", c->entry->name, msg);
+	if (req != NULL)
+		reply_busy(req, "wait_timeout", msg);
+	call_free(c);
 }
 
 static bool
@@ -305,6 +428,7 @@ handle_action(struct api *api, struct evhttp_request *req, const char *name)
 	json_t *seq_v;
 	bool seq = false;
 	struct api_call *c;
+	struct timeval wait = { 0, 0 };
 	size_t i;
 
 	if (!authorized(api, req)) {
@@ -321,10 +445,6 @@ handle_action(struct api *api, struct evhttp_request *req, const char *name)
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
 		reply_error(req, 405, "method_not_allowed", "use POST");
-		return;
-	}
-	if (len > API_MAX_BODY) {
-		reply_error(req, 413, "body_too_large", "request bodies are limited to 32 MiB");
 		return;
 	}
 	if (len == 0) {
@@ -395,6 +515,15 @@ handle_action(struct api *api, struct evhttp_request *req, const char *name)
 		    aerr.msg);
 		return;
 	}
+	if (api->nwaiting >= API_MAX_WAITING) {
+		json_decref(params);
+		if (!api->refusing)
+			log_warn("api: %u calls wait for a connection: refusing more (503)",
+			    api->nwaiting);
+		api->refusing = true;
+		reply_busy(req, "busy", "too many API calls are waiting for an IMAP connection");
+		return;
+	}
 	c = xcalloc(1, sizeof(*c));
 	c->api = api;
 	c->req = req;
@@ -405,6 +534,14 @@ handle_action(struct api *api, struct evhttp_request *req, const char *name)
 	c->connection = xstrdup(cname);
 	LIST_INSERT_HEAD(&api->calls, c, link);
 	evhttp_connection_set_closecb(evhttp_request_get_connection(req), call_closed_cb, c);
+	/* a call that waits for a connection holds its parameters, and evhttp
+	 * does not read from its client meanwhile (a client that gave up goes
+	 * unnoticed): their number and their wait are bounded */
+	c->waiting = true;
+	api->nwaiting++;
+	wait.tv_sec = (time_t)imap_pool_config(pool)->timeout;
+	c->deadline = evtimer_new(d->base, call_deadline_cb, c);
+	evtimer_add(c->deadline, &wait);
 	c->lease = imap_pool_lease(pool, call_lease_cb, c);
 }
 
@@ -417,7 +554,11 @@ api_request_cb(struct evhttp_request *req, void *arg)
 	const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
-	if (path == NULL) {
+	if (cmd == EVHTTP_REQ_CONNECT) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		    "GET, HEAD, POST");
+		reply_error(req, 405, "method_not_allowed", "CONNECT: this is not a proxy");
+	} else if (path == NULL) {
 		reply_error(req, 400, "bad_request", "unparseable request target");
 	} else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) {
 		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
@@ -450,11 +591,23 @@ api_new(struct daemon *d, const struct cfg_api *cfg)
 	api->http = evhttp_new(d->base);
 	if (api->http == NULL)
 		goto fail;
+	/*
+	 * evhttp refuses a larger body itself, with its own HTML 413, before
+	 * any handler runs: libevent 2.1 has no error hook (evhttp_set_errorcb
+	 * is 2.2), and a higher limit here would not help, since evhttp reads
+	 * the whole body before calling the handler. Unknown methods (HTML
+	 * 501) and unparseable requests (HTML 400) are answered by evhttp
+	 * too. README says so.
+	 */
 	evhttp_set_max_body_size(api->http, API_MAX_BODY);
 	evhttp_set_max_headers_size(api->http, 64 * 1024);
+	/* also how long a download waits for a client that reads nothing */
 	evhttp_set_timeout(api->http, 120);
+	/* every method evhttp knows, so that api_request_cb answers (JSON 404
+	 * or 405) rather than evhttp (an HTML 501) */
 	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 	evhttp_set_gencb(api->http, api_request_cb, api);
 	if (evhttp_bind_socket(api->http, cfg->host, cfg->port) < 0) {
 		log_error("api: cannot listen on %s: %s", cfg->listen, strerror(errno));

@@ -9,7 +9,10 @@
  *
  * Errors are JSON: {"error":{"code":"...","message":"..."}}. /v1/ needs
  * "Authorization: Bearer <token>" when a token is configured (compared in
- * constant time). Request bodies are capped at 32 MiB.
+ * constant time). Request bodies are capped at 32 MiB. At most
+ * API_MAX_WAITING calls wait for an IMAP connection, each for at most the
+ * connection's timeout; others get 503 with Retry-After. A download that
+ * is API_SINK_HIGH bytes ahead of its client waits for it.
  */
 #ifndef IMAPHOOKD_API_H
 #define IMAPHOOKD_API_H
@@ -20,6 +23,10 @@ struct daemon;
 struct api;
 
 #define API_MAX_BODY (32u * 1024 * 1024)
+/* API calls that may wait for a pooled connection at once (per daemon) */
+#define API_MAX_WAITING 64
+/* Bytes of a download queued for its HTTP client before it waits. */
+#define API_SINK_HIGH (4u * 1024 * 1024)
 
 /* Listens on cfg->listen. Returns NULL (logged) when it cannot bind. cfg is
  * copied. */

@@ -19,19 +19,29 @@
   HTTP/1.0, huge headers and request lines, garbage, and clients that go
   away before, during and after their action; the daemon must keep serving,
   exit 0 on SIGTERM and leave no sanitizer report.
+- Limits: a download stops fetching a few MiB ahead of a client that does
+  not read (VmRSS and the fetches in the debug log), keeps its connection
+  meanwhile and delivers every byte once read; at most 64 calls wait for a
+  connection (503 "busy" beyond), none longer than the connection's timeout
+  (503 "wait_timeout"); OPTIONS, TRACE, CONNECT and HEAD get framed JSON
+  answers.
 - /healthz (shape, 503 while a trigger fails, recovery) and /metrics (the
   SPEC metric names and labels, counters that follow one delivery).
 
 Every test has its own Dovecot user and its own imaphookd.
 """
 
+import base64
 import datetime
+import hashlib
 import http.client
 import json
+import os
 import re
 import socket
 import struct
 import threading
+import time
 import unittest
 
 from . import harness
@@ -46,6 +56,15 @@ ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # one test that provokes the known leak (see test_client_gone_mid_download_*)
 NO_LEAK_CHECK = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=86:"
                                  "strict_string_checks=1"}
+# The sanitizer options with ASan's quarantine off (it keeps freed memory
+# resident), for the test that measures the daemon's VmRSS
+NO_QUARANTINE = {"ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS") or
+                                  harness.SAN_ENV_DEFAULTS["ASAN_OPTIONS"])
+                 + ":quarantine_size_mb=0"}
+# API calls that may wait for an IMAP connection at once (daemon/api.c)
+API_MAX_WAITING = 64
+# download's partial fetches, as the daemon logs them at log_level debug
+FETCH_RE = re.compile(r"C: \S+ UID FETCH \d+ \(BODY\.PEEK\[\]<\d+\.(\d+)>\)")
 
 
 def setUpModule():
@@ -208,6 +227,57 @@ def parse_responses(data):
     return out
 
 
+def vmrss(pid):
+    """The resident memory of process pid, in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/%d/status" % pid)
+
+
+def wait_stable(value, settle=2.0, timeout=90, what="value"):
+    """Polls value() until it has not changed for settle seconds; returns
+    it."""
+    deadline = time.monotonic() + harness.scaled(timeout)
+    last, since = value(), time.monotonic()
+    while time.monotonic() - since < harness.scaled(settle):
+        if time.monotonic() > deadline:
+            raise AssertionError("%s still changing after %s s (now %r)" % (what, timeout, last))
+        time.sleep(0.25)
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def recv_all(sock):
+    """Everything sock receives until the peer closes it."""
+    parts = []
+    while True:
+        b = sock.recv(1 << 20)
+        if not b:
+            return b"".join(parts)
+        parts.append(b)
+
+
+def dechunk(data):
+    """The body of one chunked HTTP response data (head included), and
+    whether it ended with the last chunk."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"chunked" in head.lower(), head
+    view, parts, pos = memoryview(rest), [], 0
+    while True:
+        end = rest.find(b"\r\n", pos)
+        if end < 0:
+            return b"".join(parts), False
+        n = int(rest[pos:end].split(b";")[0], 16)
+        if n == 0:
+            return b"".join(parts), True
+        parts.append(bytes(view[end + 2:end + 2 + n]))
+        pos = end + 2 + n + 2
+
+
 def rst_close(sock):
     """Closes sock with a TCP RST (SO_LINGER 0): the peer sees a reset, not
     an orderly end."""
@@ -324,6 +394,23 @@ class ApiTestCase(harness.DaemonTestCase):
             del a[key], b[key]
         self.assertEqual(a, b, "%s %r: HTTP and CLI results differ" % (action, params))
         return got, cli
+
+    def big_message(self, size=None):
+        """Appends a large message to a new mailbox: about 5.5 MB, or size
+        bytes of base64 (random, so that no two chunks are alike). Returns
+        (mailbox, raw bytes, UID)."""
+        box = "Gro\u00df \u00fc"
+        self.imap.create(box)
+        if size is None:
+            raw = harness.message_bytes(subject="gross", attachments=[
+                ("g.bin", "application/octet-stream", bytes(range(256)) * 16000)])
+        else:
+            body = base64.encodebytes(os.urandom(size * 3 // 4)).replace(b"\n", b"\r\n")
+            raw = (b"From: Sender <sender@example.org>\r\nTo: rcpt@example.org\r\n"
+                   b"Subject: riesig\r\nMessage-ID: <riesig@example.org>\r\n"
+                   b"MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+                   b"Content-Transfer-Encoding: base64\r\n\r\n") + body
+        return box, raw, self.imap.append(box, raw)
 
     # server-side views
 
@@ -888,9 +975,28 @@ class TestErrors(ApiTestCase):
         # HEAD of the read-only endpoints: their status, no body
         r = self.request("HEAD", "/healthz")
         self.assertEqual((r.status, r.body), (200, b""), r)
-        # a method the server does not implement at all
-        r = self.request("OPTIONS", "/v1/actions/search")
-        self.assertTrue(400 <= r.status < 600, r)
+        # methods no endpoint implements: the same JSON answers, not
+        # libevent's HTML 501
+        for method in ("OPTIONS", "TRACE"):
+            with self.subTest(method=method):
+                r = self.request(method, "/v1/actions/search")
+                self.assertApiError(r, 405, code="method_not_allowed")
+                self.assertEqual(r.headers.get("allow"), "POST")
+                r = self.request(method, "/healthz")
+                self.assertApiError(r, 405, code="method_not_allowed")
+                self.assertEqual(r.headers.get("allow"), "GET")
+                self.assertApiError(self.request(method, "/nowhere"), 404, code="not_found")
+        # CONNECT (no proxy here), framed so that the next request on the
+        # connection is answered too
+        data, closed = raw_exchange(self.port, b"CONNECT example.org:443 HTTP/1.1\r\n"
+                                    b"Host: example.org:443\r\n\r\n"
+                                    b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+                                    b"Connection: close\r\n\r\n")
+        self.assertTrue(closed)
+        resps = parse_responses(data)
+        self.assertEqual([r[1] for r in resps], [405, 200], data[:600])
+        self.assertEqual(resps[0][2].get("content-type"), "application/json")
+        self.assertEqual(json.loads(resps[0][3])["error"]["code"], "method_not_allowed")
         self.healthy()
 
     def test_conflict_and_refusal(self):
@@ -1210,6 +1316,21 @@ class TestRobustness(ApiTestCase):
         self.assertEqual(json.loads(resps[0][3])["path"], box)
         self.assertEqual(json.loads(resps[1][3])["path"], "INBOX")
         self.assertIn("connections", json.loads(resps[2][3]))
+        # HEAD: the status and the length of what GET would send, no body
+        # that the next answer could be mistaken for
+        data, closed = raw_exchange(self.port, b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+                                    b"HEAD /v1/actions/search HTTP/1.1\r\nHost: t\r\n\r\n"
+                                    b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+                                    b"Connection: close\r\n\r\n")
+        self.assertTrue(closed)
+        heads = data.split(b"\r\n\r\n", 2)
+        self.assertEqual(len(heads), 3, data)
+        self.assertRegex(heads[0], rb"^HTTP/1\.1 200 ")
+        self.assertRegex(heads[0], rb"(?i)\r\nContent-Length: [1-9]")
+        self.assertRegex(heads[1], rb"^HTTP/1\.1 405 ")
+        (resp,) = parse_responses(heads[2])
+        self.assertEqual(resp[1], 200, data)
+        self.assertEqual(json.loads(resp[3])["status"], "ok")
 
     def test_malformed_and_old_requests(self):
         self.config()
@@ -1415,13 +1536,6 @@ class TestRobustness(ApiTestCase):
             self.assertRegex(got, rb"^HTTP/1\.1 200 ")
             rst_close(s)
 
-    def big_message(self):
-        box = "Gro\u00df \u00fc"
-        self.imap.create(box)
-        raw = harness.message_bytes(subject="gross", attachments=[
-            ("g.bin", "application/octet-stream", bytes(range(256)) * 16000)])
-        return box, raw, self.imap.append(box, raw)
-
     def test_client_gone_mid_download_keeps_serving(self):
         # Leak detection is off here: the known leak of this case is
         # test_client_gone_mid_download_leaves_no_leak's business.
@@ -1446,6 +1560,169 @@ class TestRobustness(ApiTestCase):
         self.download_and_leave(box, uid)
         self.assertEqual(self.ok("mailbox-status", {"mailbox": box})["messages"], 1)
         self.daemon.term()      # LeakSanitizer: evhttp_request_new
+
+
+# ------------------------------------------------- backpressure and queueing
+
+class TestLimits(ApiTestCase):
+    """What one API client can make the daemon hold: a download waits for
+    its client to read (and keeps its IMAP connection meanwhile), at most
+    API_MAX_WAITING calls wait for a connection, and none waits longer
+    than the connection's timeout."""
+
+    def fetches(self):
+        """The bytes of download chunks the daemon has asked Dovecot for."""
+        return sum(int(m.group(1)) for m in FETCH_RE.finditer(self.daemon.log))
+
+    def stall_download(self, box, uid):
+        """Starts a download on a raw socket with a small receive buffer,
+        reads its head and a little, then stops reading; returns the socket
+        and what it read, once the daemon's fetches have stopped
+        advancing."""
+        body = json.dumps({"mailbox": box, "uid": uid}, ensure_ascii=False).encode()
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", self.port))
+        self.addCleanup(s.close)
+        s.sendall(post_bytes("download", body, b"Connection: close\r\n"))
+        got = b""
+        while b"\r\n\r\n" not in got or len(got) < 4096:
+            b = s.recv(4096)
+            self.assertTrue(b, "the daemon closed the download")
+            got += b
+        self.assertRegex(got, rb"^HTTP/1\.1 200 ")
+        wait_stable(self.fetches, what="the bytes fetched for the download")
+        return s, got
+
+    def finish_download(self, s, got, raw):
+        """Reads the rest of the stalled download; asserts it is exactly
+        raw."""
+        data = got + recv_all(s)
+        body, complete = dechunk(data)
+        self.assertTrue(complete, "the download did not end with its last chunk")
+        self.assertEqual(len(body), len(raw))
+        self.assertEqual(hashlib.sha256(body).hexdigest(), hashlib.sha256(raw).hexdigest())
+
+    def test_download_waits_for_a_client_that_does_not_read(self):
+        self.config(log_level="debug")
+        box, raw, uid = self.big_message(48 * MiB)
+        # ASan's quarantine keeps freed memory resident (256 MB by default):
+        # without it, VmRSS measures what the daemon holds
+        self.start(env=NO_QUARANTINE)
+        # one small download first, so that the baseline includes the
+        # connection and its buffers
+        self.assertEqual(self.ok("mailbox-status", {"mailbox": box})["messages"], 1)
+        rss = vmrss(self.daemon.pid)
+        s, got = self.stall_download(box, uid)
+        fetched = self.fetches()
+        grown = vmrss(self.daemon.pid) - rss
+        # the daemon stops fetching a few MiB ahead of its client, and does
+        # not hold the message in memory meanwhile
+        self.assertLess(fetched, 16 * MiB, "fetched %d of %d bytes for a client that "
+                        "read nothing" % (fetched, len(raw)))
+        self.assertLess(grown, 16 * MiB, "imaphookd grew by %d bytes" % grown)
+        # the download waits with its connection: then every byte arrives
+        self.finish_download(s, got, raw)
+        self.assertEqual(self.fetches(), (len(raw) // MiB + 1) * MiB)
+        self.assertEqual(self.ok("mailbox-status", {"mailbox": box})["messages"], 1)
+        self.healthy()
+        self.daemon.term()
+
+    def test_client_gone_while_its_download_waits(self):
+        # the waiting download keeps the only connection; its client resets
+        # the connection: everything is freed (LeakSanitizer at the end)
+        # and the connection serves the next call
+        cfg = self.config(log_level="debug")
+        cfg.connection("main")["max_connections"] = 1
+        box, raw, uid = self.big_message(24 * MiB)
+        self.start()
+        for close in (rst_close, socket.socket.close):
+            with self.subTest(close=close.__name__):
+                s, _ = self.stall_download(box, uid)
+                self.assertLess(self.fetches(), 24 * MiB)
+                close(s)
+                self.assertEqual(self.ok("mailbox-status", {"mailbox": box})["messages"], 1)
+        r = self.post("download", {"mailbox": box, "uid": uid})
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.body == raw, "the download after the abandoned ones differs")
+        self.healthy()
+        # and a SIGTERM while a download waits: exit 0, nothing leaked
+        self.stall_download(box, uid)
+        self.daemon.term()
+
+    def test_a_call_waits_at_most_the_connection_timeout(self):
+        # a download whose client does not read holds the only connection;
+        # a call waiting for it is answered 503 after the connection's
+        # timeout, and its place in the queue is given up
+        cfg = self.config(log_level="debug")
+        cfg.connection("main").update(max_connections=1, timeout=2)
+        box, raw, uid = self.big_message(24 * MiB)
+        self.start()
+        s, got = self.stall_download(box, uid)
+        r = self.post("mailbox-status", {"mailbox": box})
+        self.assertApiError(r, 503, code="wait_timeout")
+        self.assertEqual(r.headers.get("retry-after"), "1", r)
+        self.finish_download(s, got, raw)
+        self.assertEqual(self.ok("mailbox-status", {"mailbox": box})["messages"], 1)
+        self.assertEqual(self.healthy()["connections"][0]["open"], 1)
+        self.daemon.term()
+
+    def test_calls_waiting_for_a_connection_are_capped(self):
+        # the one connection is busy (Dovecot's answer to STATUS is held);
+        # of API_MAX_WAITING + 6 more calls, 6 are refused at once
+        cfg = self.config(mode="plain")
+        gate = harness.ImapGate(self.server.host, self.server.port_plain, rb" STATUS ").start()
+        self.addCleanup(gate.stop)
+        cfg.connection("main").update(port=gate.port, max_connections=1)
+        box = "Warteschlange \u00fc"
+        self.imap.create(box)
+        self.imap.append(box, harness.message_bytes(subject="w"))
+        self.start()
+        self.assertEqual(self.ok("mailbox-status", {"mailbox": box})["messages"], 1)
+
+        gate.arm()
+        n = API_MAX_WAITING + 6
+        results, errors = {}, []
+        lock = threading.Lock()
+
+        def call(i):
+            try:
+                r = self.post("mailbox-status", {"mailbox": box}, timeout=120)
+            except Exception as e:      # reported below
+                r = e
+                errors.append("call %d: %r" % (i, e))
+            with lock:
+                results[i] = r
+        holder = threading.Thread(target=call, args=("holder",), daemon=True)
+        holder.start()
+        gate.wait_held()
+        threads = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        try:
+            harness.wait_until(lambda: len(results) >= 6, timeout=30,
+                               what="6 calls refused while %d wait" % API_MAX_WAITING)
+            with lock:
+                refused = dict(results)
+        finally:
+            gate.release()
+        for t in threads + [holder]:
+            t.join(120)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(refused), 6, refused)
+        for i, r in refused.items():
+            with self.subTest(refused=i):
+                self.assertApiError(r, 503, code="busy")
+                self.assertEqual(r.headers.get("retry-after"), "1", r)
+        self.assertEqual(len(results), n + 1)
+        for i, r in results.items():
+            if i not in refused:
+                with self.subTest(admitted=i):
+                    self.assertEqual((r.status, r.json["messages"]), (200, 1), r)
+        self.assertEqual(self.healthy()["connections"][0]["open"], 1)
+        self.assertEqual(self.ok("mailbox-status", {"mailbox": box})["messages"], 1)
+        self.daemon.term()
 
 
 # --------------------------------------------------------- healthz, metrics
