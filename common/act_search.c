@@ -241,6 +241,12 @@ search_step(struct action_run *run, const struct imap_reply *reply)
 		}
 		action_uids_sort(&st->uids);
 		limit = action_param_int(run, "limit", 0);
+		if (limit == 0 && st->uids.n > ACTION_SEARCH_MAX) {
+			action_fail(run, ACTION_ERR_USAGE, "search: %zu messages match, more "
+			    "than %d at once: narrow the search (range, since...) or give a "
+			    "limit", st->uids.n, ACTION_SEARCH_MAX);
+			return;
+		}
 		if (limit > 0 && (uint64_t)limit < st->uids.n)
 			st->first = st->uids.n - (size_t)limit;
 		st->next = st->first;
@@ -287,9 +293,10 @@ search_check(json_t *params, bool seq ATTR_UNUSED, struct action_error *err)
 {
 	json_t *limit = json_object_get(params, "limit");
 
-	if (limit != NULL && json_integer_value(limit) == 0) {
+	if (limit != NULL && (json_integer_value(limit) == 0 ||
+	    json_integer_value(limit) > ACTION_SEARCH_MAX)) {
 		snprintf(err->msg, sizeof(err->msg), "search: parameter \"limit\" must be "
-		    "at least 1");
+		    "from 1 to %d", ACTION_SEARCH_MAX);
 		return -1;
 	}
 	return 0;

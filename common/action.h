@@ -228,6 +228,9 @@ struct action_uids {
 };
 /* A search answer larger than this many numbers is refused. */
 #define ACTION_UIDS_MAX 5000000
+/* Messages one search returns (their envelopes are held and answered as
+ * one JSON document): more matches need a limit or a narrower search. */
+#define ACTION_SEARCH_MAX 10000
 void action_uids_add(struct action_uids *u, uint32_t v);
 /* Sorts ascending and drops duplicates. */
 void action_uids_sort(struct action_uids *u);

@@ -468,7 +468,9 @@ handle_action(struct api *api, struct evhttp_request *req, const char *name)
 	}
 	conn = json_object_get(params, "connection");
 	if (conn != NULL) {
-		if (!json_is_string(conn)) {
+		/* (a NUL inside would name a connection it does not) */
+		if (!json_is_string(conn) ||
+		    strlen(json_string_value(conn)) != json_string_length(conn)) {
 			json_decref(params);
 			reply_error(req, 400, "bad_parameter", "\"connection\" must be a string");
 			return;

@@ -903,8 +903,10 @@ class TestErrors(ApiTestCase):
         self.assertEqual(self.ok("search", {"mailbox": box, "larger": 4294967295}),
                          {"messages": []})
         self.assertEqual(self.ok("search", {"mailbox": box, "smaller": 4294967295,
-                                            "limit": 4294967295})["messages"][0]["uid"],
+                                            "limit": 10000})["messages"][0]["uid"],
                          self.uid)
+        err = self.fails(400, "search", {"mailbox": box, "limit": 10001}, code="bad_parameter")
+        self.assertIn('"limit"', err["message"])
         # every string and the range at their limits together still fit in
         # one command for Dovecot (imap_max_line_length, 64 KiB, counts
         # literals too)
@@ -1155,6 +1157,9 @@ class TestConnections(ApiTestCase):
         self.fails(404, "list-mailboxes", {"connection": ""})
         self.fails(400, "list-mailboxes", {"connection": ["main"]}, code="bad_parameter")
         self.fails(400, "list-mailboxes", {"connection": None}, code="bad_parameter")
+        # not "zweite" with something after a NUL
+        self.fails(400, "list-mailboxes", {"connection": "zweite\u0000x"},
+                   code="bad_parameter")
 
     def test_unreachable_server_and_wrong_password(self):
         cfg = self.config()

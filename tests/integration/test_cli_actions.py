@@ -275,6 +275,24 @@ class TestSearch(ActionTestCase):
         doc = self.ok("search", "--mailbox", "INBOX", "--limit", "260")
         self.assertEqual([m["uid"] for m in doc["messages"]], uids[-260:])
 
+    def test_at_most_10000_at_once(self):
+        # the envelopes of one search are answered as one document: more
+        # than 10,000 need a limit (or a narrower search)
+        box = "Viele"
+        self.imap.create(box)
+        uids = []
+        for start in range(0, 10001, 2500):
+            uids += self.imap.append_many(box, [harness.message_bytes(subject="m%d" % n,
+                                                                      body="n\n")
+                                                for n in range(start, min(start + 2500, 10001))])
+        r = self.fails(64, "search", "--mailbox", box)
+        self.assertStderrMatches(r, "10001 messages match, more than 10000 at once")
+        doc = self.ok("search", "--mailbox", box, "--limit", "10000")
+        self.assertEqual([m["uid"] for m in doc["messages"]], uids[1:])
+        doc = self.ok("search", "--mailbox", box, "--subject", "m10000")
+        self.assertEqual([m["uid"] for m in doc["messages"]], uids[-1:])
+        self.fails(64, "search", "--mailbox", box, "--limit", "10001")
+
     def test_errors(self):
         self.fails(1, "search", "--mailbox", "Gibt es nicht \u00fc")
         self.fails(64, "search")
