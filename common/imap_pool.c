@@ -56,11 +56,14 @@ struct imap_pool {
 	/* auth = xoauth2 */
 	char *token;
 	uint64_t token_expires;         /* monotonic ms; 0: not said */
+	bool token_fresh;               /* fetched, not yet used to connect */
 	struct oauth2_fetch *fetch;
 	bool token_rejected;            /* the server refused the token once */
 };
 
-/* A cached token is used until 60 s before the command said it expires. */
+/* A cached token is used until 60 s before the command said it expires;
+ * a token just fetched once in any case (one that lives less than that
+ * would otherwise run the command again and again). */
 #define TOKEN_MARGIN_MS 60000u
 
 static void pool_schedule(struct imap_pool *);
@@ -80,7 +83,7 @@ pool_forget_token(struct imap_pool *pool)
 static bool
 pool_token_valid(const struct imap_pool *pool)
 {
-	return pool->token != NULL && (pool->token_expires == 0 ||
+	return pool->token != NULL && (pool->token_fresh || pool->token_expires == 0 ||
 	    monotonic_ms() + TOKEN_MARGIN_MS < pool->token_expires);
 }
 
@@ -99,6 +102,7 @@ pool_token_cb(const char *token, uint64_t expires_in, const char *error, void *a
 	pool_forget_token(pool);
 	pool->token = xstrdup(token);
 	pool->token_expires = expires_in > 0 ? monotonic_ms() + expires_in * 1000u : 0;
+	pool->token_fresh = true;
 	log_debug("%s: new OAuth2 token%s", pool->cfg->name,
 	    expires_in > 0 ? " with an expiry" : "");
 	pool_schedule(pool);
@@ -358,6 +362,7 @@ pool_connect(struct imap_pool *pool)
 	e->conn = imap_conn_new(pool->base, pool->dns, pool->cfg, pool->ssl_ctx, name);
 	if (pool->token != NULL)
 		imap_conn_set_oauth2_token(e->conn, pool->token);
+	pool->token_fresh = false;
 	TAILQ_INSERT_TAIL(&pool->conns, e, entry);
 	imap_conn_connect(e->conn, pool_ready_cb, e);
 }

@@ -175,6 +175,16 @@ class OAuth2Test(unittest.TestCase):
         self.assertEqual(r.json["path"], "INBOX")
         self.assertEqual(cmd.runs, 1)
 
+    def test_token_living_less_than_the_margin_is_used(self):
+        # expires_in below the 60 s margin (a helper printing what is left
+        # of a cached token): used for the log-in all the same, not fetched
+        # again and again
+        tok = self.token("brief")
+        cmd = TokenCommand(self.dir, [json.dumps({"access_token": tok, "expires_in": 30})])
+        r = harness.run_cli(self.config(cmd), "test-connection", timeout=20)
+        self.assertEqual(r.rc, 0, r.describe())
+        self.assertEqual(cmd.runs, 1)
+
     def test_expired_token_is_fetched_again(self):
         old = "expired-%s" % self.user          # unknown to the endpoint
         new = self.token("fresh")
