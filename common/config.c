@@ -21,6 +21,8 @@
 #define CONTENT_SIZE_MIN 1024
 #define CONTENT_SIZE_MAX 67108864  /* the IMAP parser's literal cap */
 #define TRIGGER_NAME_MAX 128
+/* A webhook's name names its outbox and dead-letter directories. */
+#define WEBHOOK_NAME_MAX 200
 #define CTX_MAX 160
 
 static const char *const root_keys[] = {
@@ -66,10 +68,11 @@ static const int tls_versions[] = {
 	TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION
 };
 
-/* Headers the webhook sender sets itself; overriding them breaks signing. */
+/* Headers the webhook sender sets itself: overriding them breaks signing
+ * or the request (the sender would drop them). */
 static const char *const reserved_headers[] = {
 	"webhook-id", "webhook-timestamp", "webhook-signature",
-	"content-length", NULL
+	"content-length", "content-type", "expect", NULL
 };
 
 #define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -399,6 +402,12 @@ load_webhook(struct cfgval *cv, struct config *cfg,
 		if ((dup = config_find_webhook(cfg, v)) != NULL)
 			duplicate(cv, g, ctx, "webhook", v, dup->line);
 		w->name = xstrdup(v);
+		/* it names a directory (state_dir/outbox/NAME) */
+		if (strlen(v) > WEBHOOK_NAME_MAX || strchr(v, '/') != NULL ||
+		    strcmp(v, ".") == 0 || strcmp(v, "..") == 0) {
+			cfgval_problem(cv, opt(g, "name"), ctx, "\"name\" must be 1 to %d "
+			    "bytes without \"/\", and not \".\" or \"..\"", WEBHOOK_NAME_MAX);
+		}
 	}
 	cfgval_check_keys(cv, ctx, g, webhook_keys);
 	if (cfgval_require_string(cv, ctx, g, "url", CFGVAL_NONEMPTY, &v) > 0) {

@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 
+#include "jsonutil.h"
+
 static const char *log_prog = "imaphook";
 static enum log_level log_level = LOG_LEVEL_INFO;
 static enum log_format log_format = LOG_FORMAT_TEXT;
@@ -72,8 +74,10 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	    tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000));
 	msg = xvasprintf(fmt, ap);
 	if (log_format == LOG_FORMAT_JSON) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "time", ts,
-		    "level", level_names[level], "prog", log_prog, "msg", msg);
+		/* json_str: a message quoting the server (or cut at a byte
+		 * limit) may not be UTF-8; "s" would lose the whole line */
+		json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "time", ts,
+		    "level", level_names[level], "prog", log_prog, "msg", json_str(msg));
 		char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
 		if (line != NULL)

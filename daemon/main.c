@@ -153,6 +153,7 @@ daemon_reload(struct daemon *d)
 	struct pool_slot *npools, *old_pools = d->pools;
 	struct trigger **ntrig;
 	size_t *from;
+	bool *new_pool;
 	size_t i, j, n_old_pools = d->npools, kept = 0, started = 0, stopped = 0;
 
 	log_info("reloading %s", d->config_path);
@@ -199,18 +200,25 @@ daemon_reload(struct daemon *d)
 			return;
 		}
 	}
+	new_pool = xcalloc(ncfg->nconnections, sizeof(*new_pool));
 	for (i = 0; i < ncfg->nconnections; i++) {
 		if (from[i] != SIZE_MAX) {
 			npools[i] = old_pools[from[i]];
 			old_pools[from[i]].name = NULL;         /* moved */
+		} else {
+			new_pool[i] = true;
 		}
 	}
 	free(from);
 	d->pools = npools;
 	d->npools = ncfg->nconnections;
-	/* triggers: keep unchanged ones with their state and timers */
+	/* triggers: keep unchanged ones with their state and timers; those of
+	 * a connection whose settings changed restart (a fixed password is
+	 * tried now, not after the back-off of the old one's failures) */
 	ntrig = xcalloc(ncfg->ntriggers, sizeof(*ntrig));
 	for (i = 0; i < ncfg->ntriggers; i++) {
+		if (new_pool[ncfg->triggers[i].connection - ncfg->connections])
+			continue;
 		for (j = 0; j < d->ntriggers; j++) {
 			if (d->triggers[j] != NULL &&
 			    trigger_same(d->triggers[j], &ncfg->triggers[i])) {
@@ -235,6 +243,7 @@ daemon_reload(struct daemon *d)
 		}
 	}
 	free(d->triggers);
+	free(new_pool);
 	/* watchers are rebuilt for the new set of triggers */
 	push_free(&d->push);
 	/* the old pools go once no trigger holds their connections */
@@ -355,6 +364,11 @@ signal_cb(evutil_socket_t sig, short what ATTR_UNUSED, void *arg)
 
 	switch (sig) {
 	case SIGHUP:
+		if (d->once) {
+			/* one pass over the configuration it started with */
+			log_info("SIGHUP ignored: --once does not reload");
+			break;
+		}
 		if (!d->stopping) {
 			/* systemd's Type=notify-reload waits for READY=1 again */
 			sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -462,6 +476,9 @@ main(int argc, char **argv)
 	int ret = 0;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* a reload asked for while we start (before the loop listens for
+	 * SIGHUP) must not kill us: the configuration being loaded is new */
+	signal(SIGHUP, SIG_IGN);
 	raise_fd_limit();
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());    /* poll jitter */
 	log_init("imaphookd");

@@ -123,6 +123,28 @@ class TestHealth(OpsTestCase):
         d.term()
         self.assertNotIn(secret_pw, d.log)
 
+    def test_sighup_with_the_right_password_polls_at_once(self):
+        # The trigger of a connection whose settings changed restarts: not
+        # after the back-off its failures with the old password built up.
+        cfg = self.make_config(auth_backoff_max=600)
+        right = cfg.connection("main")["password"]
+        cfg.connection("main")["password"] = "Wr0ng-" + secrets.token_hex(8)
+        rx = self.receiver()
+        self.add_hook(cfg, "hook", rx)
+        cfg.add_trigger("t", "main", "INBOX", ["hook"], interval=1)
+        uv = self.uidvalidity()
+        d = self.run_daemon(cfg)
+        d.wait_for_log(r"trigger t: poll failed: .*\(retry in (8|9|\d\d+)\.\d s\)", timeout=30)
+        cfg.connection("main")["password"] = right
+        cfg.write()
+        mark = d.mark()
+        d.hup()
+        d.wait_for_log(r"reloaded: 0 triggers kept, 1 started, 1 stopped", since=mark)
+        # its first poll comes now (the state was never written: a baseline)
+        d.wait_for_log(r"trigger t: watching INBOX", since=mark, timeout=5)
+        a = self.append(1)
+        rx.wait_for_ids(self.event_ids("t", uv, a))
+
     def test_survives_dovecot_restart(self):
         # the module's Dovecot: started again whatever happens here
         self.addCleanup(lambda: dovecot.running or dovecot.start())
@@ -307,7 +329,9 @@ class TestReloadMidPoll(OpsTestCase):
         cfg.write()
         mark = d.mark()
         d.hup()
-        d.wait_for_log(r"reloaded: 1 trigger kept, 0 started, 1 stopped", since=mark)
+        # a trigger of a connection whose settings changed restarts
+        d.wait_for_log(r"reloaded: 0 triggers kept, 1 started, 2 stopped" if change_connection
+                       else r"reloaded: 1 trigger kept, 0 started, 1 stopped", since=mark)
         gate.release()
         uv = self.uidvalidity("Other")
         [o] = self.append(1, mailbox="Other")

@@ -147,6 +147,17 @@ START_TEST(test_webhook_url_headers)
 	    "\"webhook-signature\" is set by imaphook");
 	fail_one(HOOK_S("headers = 5;"), "headers",
 	    "\"headers\" must be a string or [");
+	/* the sender sets these itself (and would drop them) */
+	fail_one(HOOK_S("headers = ( \"Content-Type: text/plain\" );"), "headers",
+	    "\"content-type\" is set by imaphook");
+	fail_one(HOOK_S("headers = ( \"Expect: 100-continue\" );"), "headers",
+	    "\"expect\" is set by imaphook");
+	/* a webhook's name is a directory's */
+	load_ok(CONN "webhooks = ( { name = \"CRM prod\"; url = \"https://h/x\"; } );\n");
+	fail_one(CONN "webhooks = ( { name = \"crm/prod\";\n  url = \"https://h/x\"; } );\n",
+	    "crm/prod", "\"name\" must be 1 to 200 bytes without \"/\"");
+	fail_one(CONN "webhooks = ( { name = \"..\";\n  url = \"https://h/x\"; } );\n",
+	    "\"..\"", "not \".\" or \"..\"");
 }
 END_TEST
 
