@@ -549,7 +549,7 @@ main(int argc, char **argv)
 	ret = load_input_file(&cli);
 	if (ret != 0)
 		goto out;
-	if (config_load(cli.config_path, &cli.config, &errs) < 0) {
+	if (config_load_cli(cli.config_path, cli.connection, &cli.config, &errs) < 0) {
 		for (i = 0; i < errs.count; i++)
 			fprintf(stderr, "%s\n", errs.msgs[i]);
 		config_errors_free(&errs);

@@ -471,6 +471,12 @@ cfgval_secret(struct cfgval *cv, const char *ctx, const config_setting_t *g,
 		return 0;
 	if (cfgval_string(cv, ctx, from, which == 0 ? 0 : CFGVAL_NAME, &v) < 0)
 		return -1;
+	if (cv->skip_secrets && which != 0) {
+		*val_r = xstrdup("(not read)");
+		*len_r = strlen(*val_r);
+		*from_r = from;
+		return 1;
+	}
 	if (which == 0)
 		val = secret_inline(cv, from, v, &len);
 	else if (which == 1)

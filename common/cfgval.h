@@ -36,6 +36,10 @@ struct cfgval {
 	size_t nfiles;
 	char **warned;          /* files already warned about */
 	size_t nwarned;
+	/* set by the caller around secrets it will not use: cfgval_secret
+	 * checks their form but reads no file and no environment variable */
+	bool skip_secrets;
+	const void *user;       /* the caller's, for its loaders */
 };
 
 /* Starts a load of path (not copied: it must outlive cv). */
@@ -102,6 +106,8 @@ const config_setting_t *cfgval_strv_elem(const config_setting_t *s, size_t i);
  * came from in *from_r; 0 when none is set; -1 after recording a problem
  * (two keys set, unreadable file, unset variable, empty value, or a NUL
  * byte when !nul_ok). Warns about loose permissions of the holding file.
+ * With cv->skip_secrets a file or variable is not read: 1 with a
+ * placeholder value that is no secret.
  */
 int cfgval_secret(struct cfgval *cv, const char *ctx, const config_setting_t *g,
     const char *const keys[3], bool nul_ok, char **val_r, size_t *len_r,

@@ -106,6 +106,24 @@ item_ctx(char *buf, size_t size, const char *section, size_t i,
 		snprintf(buf, size, "%s[%zu] (\"%.100s\")", section, i, name);
 }
 
+/* Options of a load (config_load_cli) */
+struct load_opts {
+	bool cli;
+	const char *connection;         /* cli: the only one whose secret is read */
+};
+
+/* Is the secret of connection (NULL: of a webhook or the API) read? */
+static bool
+secret_wanted(const struct cfgval *cv, const char *connection)
+{
+	const struct load_opts *o = cv->user;
+
+	if (o == NULL || !o->cli)
+		return true;
+	return connection != NULL && (o->connection == NULL ||
+	    strcmp(o->connection, connection) == 0);
+}
+
 /*
  * Reads the name of item idx of section into *name_r (pointing into the
  * tree) and makes ctx carry it. Returns true when there is a valid name.
@@ -207,7 +225,7 @@ load_auth(struct cfgval *cv, const char *ctx, const config_setting_t *g,
 	const config_setting_t *from, *s;
 	const char *v;
 	size_t len;
-	int auth = CFG_AUTH_LOGIN;
+	int auth = CFG_AUTH_LOGIN, r;
 
 	if (cfgval_enum(cv, ctx, opt(g, "auth"), auth_names, &auth) < 0)
 		return;
@@ -222,8 +240,10 @@ load_auth(struct cfgval *cv, const char *ctx, const config_setting_t *g,
 	}
 	if (cfgval_require_string(cv, ctx, g, "username", CFGVAL_NAME, &v) > 0)
 		c->username = xstrdup(v);
-	if (cfgval_secret(cv, ctx, g, password_keys, false, &c->password, &len,
-	    &from) == 0) {
+	cv->skip_secrets = !secret_wanted(cv, c->name);
+	r = cfgval_secret(cv, ctx, g, password_keys, false, &c->password, &len, &from);
+	cv->skip_secrets = false;
+	if (r == 0) {
 		cfgval_problem(cv, g, ctx, "missing \"password\", "
 		    "\"password_file\" or \"password_env\" (auth = \"login\")");
 	}
@@ -364,8 +384,12 @@ load_webhook_secret(struct cfgval *cv, const char *ctx,
 	const config_setting_t *from;
 	char *val;
 	size_t len;
+	int r;
 
-	if (cfgval_secret(cv, ctx, g, secret_keys, true, &val, &len, &from) <= 0)
+	cv->skip_secrets = !secret_wanted(cv, NULL);
+	r = cfgval_secret(cv, ctx, g, secret_keys, true, &val, &len, &from);
+	cv->skip_secrets = false;
+	if (r <= 0)
 		return;
 	if (len >= 6 && memcmp(val, "whsec_", 6) == 0) {
 		if (base64_decode(val + 6, len - 6, &w->secret,
@@ -591,8 +615,10 @@ load_api(struct cfgval *cv, struct config *cfg, const config_setting_t *g)
 			api->loopback = host_is_loopback(api->host);
 		}
 	}
+	cv->skip_secrets = !secret_wanted(cv, NULL);
 	r = cfgval_secret(cv, "api", g, token_keys, false, &api->token, &len,
 	    &from);
+	cv->skip_secrets = false;
 	if (r == 0 && api->listen != NULL && !api->loopback) {
 		cfgval_problem(cv, ls, "api", "\"listen\" (%s) is not a loopback "
 		    "address, so \"token\" or \"token_file\" is required",
@@ -734,8 +760,8 @@ read_error(struct cfgval *cv, const config_t *lc, const char *path)
 	cfgval_problem_at(cv, path, 0, "cannot read the config file: %s", why);
 }
 
-int
-config_load(const char *path, struct config **config_r,
+static int
+config_load_how(const char *path, const struct load_opts *opts, struct config **config_r,
     struct config_errors *errs)
 {
 	struct cfgval cv;
@@ -745,6 +771,7 @@ config_load(const char *path, struct config **config_r,
 
 	*config_r = NULL;
 	cfgval_init(&cv, path);
+	cv.user = opts;
 	config_init(&lc);
 	if (config_read_file(&lc, path) != CONFIG_TRUE) {
 		read_error(&cv, &lc, path);
@@ -762,6 +789,23 @@ config_load(const char *path, struct config **config_r,
 	}
 	*config_r = cfg;
 	return 0;
+}
+
+int
+config_load(const char *path, struct config **config_r, struct config_errors *errs)
+{
+	static const struct load_opts all = { false, NULL };
+
+	return config_load_how(path, &all, config_r, errs);
+}
+
+int
+config_load_cli(const char *path, const char *connection, struct config **config_r,
+    struct config_errors *errs)
+{
+	const struct load_opts cli = { true, connection };
+
+	return config_load_how(path, &cli, config_r, errs);
 }
 
 static void

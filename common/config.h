@@ -123,6 +123,15 @@ void config_errors_free(struct config_errors *errs);
  * are libconfig's business (relative to the working directory).
  */
 int config_load(const char *path, struct config **config_r, struct config_errors *errs);
+/*
+ * The same for the command-line tool, which uses one connection: it reads
+ * the password file or variable of connection only (of every connection
+ * when NULL) and no webhook secret or API token file or variable (their
+ * form is checked; their values in *config_r are placeholders). Running
+ * one action must not need the secrets of everything else.
+ */
+int config_load_cli(const char *path, const char *connection, struct config **config_r,
+    struct config_errors *errs);
 /* Frees *config (secrets are wiped first) and sets it to NULL. */
 void config_free(struct config **config);
 

@@ -447,6 +447,13 @@ pool_schedule(struct imap_pool *pool)
 	event_active(pool->run_ev, EV_TIMEOUT, 0);
 }
 
+void
+imap_pool_set_backoff(struct imap_pool *pool, unsigned backoff_max, unsigned auth_backoff_max)
+{
+	pool->backoff_max = backoff_max;
+	pool->auth_backoff_max = auth_backoff_max;
+}
+
 struct imap_lease *
 imap_pool_lease(struct imap_pool *pool, imap_lease_cb *cb, void *arg)
 {

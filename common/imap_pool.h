@@ -33,6 +33,9 @@ struct imap_pool_stats {
 struct imap_pool *imap_pool_new(struct event_base *base, struct evdns_base *dns,
     const struct cfg_connection *cfg, struct imap_tls_cache *tls, unsigned backoff_max,
     unsigned auth_backoff_max, struct imap_error *err);
+/* New caps of the back-off (seconds; a reload), for the next failure on. */
+void imap_pool_set_backoff(struct imap_pool *pool, unsigned backoff_max,
+    unsigned auth_backoff_max);
 /* Closes every connection (LOGOUT for idle ones); pending leases fail. */
 void imap_pool_free(struct imap_pool **pool);
 

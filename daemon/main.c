@@ -254,6 +254,11 @@ daemon_reload(struct daemon *d)
 	config_free(&d->config);
 	d->config = ncfg;
 	apply_logging(ncfg);
+	/* global settings of every pool, kept or new (built above with the
+	 * old configuration's) */
+	for (i = 0; i < d->npools; i++)
+		imap_pool_set_backoff(d->pools[i].pool, ncfg->poll_backoff_max,
+		    ncfg->auth_backoff_max);
 	d->triggers = ntrig;
 	d->ntriggers = ncfg->ntriggers;
 	for (i = 0; i < ncfg->ntriggers; i++) {

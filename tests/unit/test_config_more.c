@@ -32,6 +32,47 @@ START_TEST(test_password)
 }
 END_TEST
 
+/* The command-line tool reads only the secret of the connection it uses. */
+START_TEST(test_cli_reads_one_secret)
+{
+	static const char text[] =
+	    "connections = (\n"
+	    "  { name = \"work\"; host = \"h\"; username = \"me\"; password_file = \"pw\"; },\n"
+	    "  { name = \"other\"; host = \"h\"; username = \"me\";\n"
+	    "    password_env = \"IMAPHOOK_TEST_UNSET\"; } );\n"
+	    "webhooks = ( { name = \"crm\"; url = \"https://h/x\"; secret_file = \"no-secret\"; } );\n"
+	    "api = { listen = \"127.0.0.1:8025\"; token_file = \"no-token\"; };\n";
+
+	free(write_file("pw", "from-file\n", 0600));
+	unsetenv("IMAPHOOK_TEST_UNSET");
+	/* the daemon needs them all */
+	ck_assert_int_eq(load(text), -1);
+	ck_assert_uint_eq(errs.count, 3);
+	config_errors_free(&errs);
+	/* imaphook --connection work: only work's */
+	ck_assert_int_eq(config_load_cli(conf_path, "work", &cfg, &errs), 0);
+	ck_assert_str_eq(cfg->connections[0].password, "from-file");
+	config_free(&cfg);
+	/* imaphook --connection other: its variable is unset */
+	ck_assert_int_eq(config_load_cli(conf_path, "other", &cfg, &errs), -1);
+	ck_assert_uint_eq(errs.count, 1);
+	ck_assert_ptr_nonnull(strstr(errs.msgs[0], "IMAPHOOK_TEST_UNSET"));
+	config_errors_free(&errs);
+	/* without --connection: every connection's (it picks one later) */
+	ck_assert_int_eq(config_load_cli(conf_path, NULL, &cfg, &errs), -1);
+	ck_assert_uint_eq(errs.count, 1);
+	config_errors_free(&errs);
+	/* the form of the others is still checked */
+	ck_assert_int_eq(load("connections = ( { name = \"work\"; host = \"h\"; "
+	    "username = \"me\"; password = \"pw\"; } );\n"
+	    "webhooks = ( { name = \"crm\"; url = \"https://h/x\";\n"
+	    "  secret = \"s\"; secret_file = \"f\"; } );\n"), -1);
+	config_errors_free(&errs);
+	ck_assert_int_eq(config_load_cli(conf_path, "work", &cfg, &errs), -1);
+	ck_assert_ptr_nonnull(strstr(errs.msgs[0], "mutually exclusive"));
+}
+END_TEST
+
 START_TEST(test_xoauth2)
 {
 	char **argv;
@@ -449,6 +490,7 @@ main(void)
 	log_init("test_config_more");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_password);
+	tcase_add_test(tc, test_cli_reads_one_secret);
 	tcase_add_test(tc, test_xoauth2);
 	tcase_add_test(tc, test_webhook_secret);
 	tcase_add_test(tc, test_webhook_url_headers);

@@ -405,6 +405,33 @@ START_TEST(test_retry_while_another_is_busy)
 }
 END_TEST
 
+/* A reload's new caps apply to a pool that is kept (they were fixed at
+ * creation: a lowered poll_backoff_max never reached unchanged
+ * connections). */
+START_TEST(test_set_backoff)
+{
+	struct lease_res a, b, c;
+
+	new_pool(600, 900);
+	imap_pool_set_backoff(pool, 1, 1);
+	lease(&a);
+	fake_run_ms(&srv, 50);
+	fake_send(fake_peer(&srv, 0), "* BYE [UNAVAILABLE] too busy\r\n");
+	FAKE_WAIT(&srv, a.calls == 1);
+	fake_run_ms(&srv, 1300);        /* the first back-off: at most 1.2 s */
+	lease(&b);
+	fake_send(fake_peer(&srv, 1), "* BYE [UNAVAILABLE] too busy\r\n");
+	FAKE_WAIT(&srv, b.calls == 1);
+	/* the second: 1.6 to 2.4 s with a cap of 600 s, at most 1 s now */
+	fake_run_ms(&srv, 1100);
+	lease(&c);
+	fake_login(fake_peer(&srv, 2), "");
+	FAKE_WAIT(&srv, c.calls == 1);
+	ck_assert_ptr_nonnull(c.conn);
+	release(c.conn, true);
+}
+END_TEST
+
 START_TEST(test_connect_refused)
 {
 	struct lease_res a;
@@ -618,6 +645,7 @@ main(void)
 	tcase_add_test(tc, test_stats_fresh);
 	tcase_add_test(tc, test_max_connections_fifo_reuse);
 	tcase_add_test(tc, test_retry_while_another_is_busy);
+	tcase_add_test(tc, test_set_backoff);
 	tcase_add_test(tc, test_release_not_reusable);
 	tcase_add_test(tc, test_failed_attempt_backoff);
 	tcase_add_test(tc, test_connect_refused);
