@@ -10,6 +10,7 @@
 
 #include "action.h"
 #include "daemon.h"
+#include "imap_namespace.h"
 #include "imap_pool.h"
 #include "log.h"
 #include "trigger.h"
@@ -18,6 +19,7 @@
 enum watcher_state {
 	W_BACKOFF,      /* waiting to connect again */
 	W_LEASE,        /* waiting for a connection */
+	W_NAMESPACE,    /* the account's first: NAMESPACE sent */
 	W_SETUP,        /* NOTIFY SET, or EXAMINE + IDLE, sent */
 	W_WATCHING,     /* idling, or NOTIFY in force */
 	W_RESTART,      /* DONE (or NOOP) sent, waiting for its answer */
@@ -26,6 +28,7 @@ enum watcher_state {
 static const char *const strstate[] = {
 	[W_BACKOFF] = "backoff",
 	[W_LEASE] = "lease",
+	[W_NAMESPACE] = "namespace",
 	[W_SETUP] = "setup",
 	[W_WATCHING] = "watching",
 	[W_RESTART] = "restart",
@@ -59,6 +62,7 @@ struct push_account {
 	char **mailboxes;               /* distinct mailboxes of idle triggers */
 	size_t nmailboxes;
 	enum push_method method;
+	struct imap_namespaces *ns;     /* the server's NAMESPACE, or NULL */
 	struct watcher **watchers;
 	size_t nwatchers;
 };
@@ -74,6 +78,7 @@ static void watcher_lost(struct watcher *, const char *);
 static void watcher_conn_lost(struct imap_conn *, const struct imap_error *, void *);
 static void watcher_timer_cb(evutil_socket_t, short, void *);
 static void watcher_send_examine(struct watcher *);
+static void watcher_start(struct watcher *);
 
 /* Names the same mailbox: INBOX is INBOX in any case (RFC 3501 5.1), and a
  * trigger on "Inbox" hears of what NOTIFY reports for "INBOX". */
@@ -83,8 +88,18 @@ same_mailbox(const char *a, const char *b)
 	return strcmp(a, b) == 0 || (strcasecmp(a, "INBOX") == 0 && strcasecmp(b, "INBOX") == 0);
 }
 
-/* Tells the account's triggers on mailbox (NULL: all) how they are pushed,
- * and optionally wakes them. */
+/* Whether NOTIFY's "personal" filter (RFC 5465) covers mailbox: it is in a
+ * personal namespace, as far as the server's NAMESPACE says (without one:
+ * every mailbox is). */
+static bool
+acct_personal(const struct push_account *a, const char *mailbox)
+{
+	return imap_namespace_kind(a->ns, mailbox) == IMAP_NS_PERSONAL;
+}
+
+/* Tells the account's triggers on mailbox (NULL: every mailbox NOTIFY
+ * watches, those of the personal namespaces) how they are pushed, and
+ * optionally wakes them. */
 static void
 acct_triggers(struct push_account *a, const char *mailbox, const char *method, bool wake)
 {
@@ -96,7 +111,8 @@ acct_triggers(struct push_account *a, const char *mailbox, const char *method, b
 
 		if (!trigger_is_idle(t) || strcmp(trigger_connection(t), a->connection) != 0)
 			continue;
-		if (mailbox != NULL && !same_mailbox(trigger_mailbox(t), mailbox))
+		if (mailbox != NULL ? !same_mailbox(trigger_mailbox(t), mailbox) :
+		    !acct_personal(a, trigger_mailbox(t)))
 			continue;
 		if (method != NULL)
 			trigger_set_push(t, method);
@@ -182,6 +198,25 @@ watcher_arm(struct watcher *w, uint64_t ms)
 
 /* commands */
 
+/* The answer to the account's NAMESPACE. One that makes no sense counts as
+ * none: every mailbox is personal, as on a server without NAMESPACE. */
+static void
+acct_namespace(struct push_account *a, const struct imap_resp *resp)
+{
+	size_t i;
+
+	imap_namespace_free(&a->ns);
+	a->ns = imap_namespace_parse(resp->args, resp->argc);
+	if (a->ns == NULL) {
+		log_warn("push %s: the server's NAMESPACE answer makes no sense: every "
+		    "mailbox counts as personal", a->connection);
+		return;
+	}
+	for (i = 0; i < a->ns->count; i++)
+		log_debug("push %s: namespace \"%s\" (%s)", a->connection, a->ns->ns[i].prefix,
+		    imap_namespace_kind_name(a->ns->ns[i].kind));
+}
+
 static void
 watcher_untagged(struct imap_conn *conn ATTR_UNUSED, const struct imap_resp *resp, void *arg)
 {
@@ -209,6 +244,8 @@ watcher_untagged(struct imap_conn *conn ATTR_UNUSED, const struct imap_resp *res
 		log_debug("push %s: NOTIFY for %s", w->acct->connection, mailbox);
 		acct_triggers(w->acct, mailbox, NULL, true);
 		free(mailbox);
+	} else if (strcmp(resp->name, "NAMESPACE") == 0 && w->state == W_NAMESPACE) {
+		acct_namespace(w->acct, resp);
 	}
 }
 
@@ -218,13 +255,23 @@ watcher_cmd_done(struct imap_conn *conn ATTR_UNUSED, const struct imap_reply *re
 	struct watcher *w = arg;
 
 	w->pending--;
-	if (reply->status != IMAP_STATUS_OK && !w->failed) {
+	if (reply->status != IMAP_STATUS_OK && !w->failed && w->state == W_NAMESPACE &&
+	    !imap_err_is_conn(reply->err.kind)) {
+		/* NAMESPACE refused: never a reason to give up watching */
+		log_warn("push %s: NAMESPACE failed (%s): every mailbox counts as personal",
+		    w->acct->connection, reply->err.msg);
+		imap_namespace_free(&w->acct->ns);
+	} else if (reply->status != IMAP_STATUS_OK && !w->failed) {
 		w->failed = true;
 		watcher_lost(w, reply->err.msg);
 		return;
 	}
 	if (w->pending > 0 || w->failed)
 		return;
+	if (w->state == W_NAMESPACE) {
+		watcher_start(w);
+		return;
+	}
 	if (!w->notify && (w->state == W_SETUP || w->state == W_WATCHING)) {
 		/* IDLE ended without our DONE: some servers end a long IDLE
 		 * themselves. Issue it again as after a re-issue; one that
@@ -289,7 +336,8 @@ watcher_send_examine(struct watcher *w)
 
 /*
  * NOTIFY for the personal namespace, wherever new mail lands; the watcher
- * wakes only the triggers of the mailbox named in each STATUS. Listing the
+ * wakes only the triggers of the mailbox named in each STATUS. Mailboxes in
+ * other namespaces are left to IDLE or polling (acct_probed). Listing the
  * mailboxes instead ("mailboxes (A B)") would be leaner, but Dovecot 2.3
  * matches such names without decoding modified UTF-7 (and announces them in
  * UTF-8), so "Entw&APw-rfe" would never be reported.
@@ -304,61 +352,158 @@ watcher_send_notify(struct watcher *w)
 	watcher_send(w, cmd);
 }
 
-/* The first connection of an account tells what the server can do. */
+/* How many of the account's mailboxes NOTIFY's "personal" covers. */
+static size_t
+acct_npersonal(const struct push_account *a)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < a->nmailboxes; i++)
+		if (acct_personal(a, a->mailboxes[i]))
+			n++;
+	return n;
+}
+
+/*
+ * IDLE on the account's mailboxes (outside_only: those outside the personal
+ * namespaces, which NOTIFY does not see), on at most slots connections: w's
+ * for the first when w is not NULL, new watchers for the others. Those
+ * beyond poll, each logged with the reason.
+ */
+static void
+acct_idle(struct push_account *a, struct watcher *w, size_t slots, bool outside_only)
+{
+	const struct cfg_connection *cfg = acct_cfg(a);
+	unsigned max = cfg != NULL ? cfg->max_connections : 0;
+	size_t i, n = 0;
+
+	for (i = 0; i < a->nmailboxes; i++) {
+		const char *m = a->mailboxes[i];
+
+		if (outside_only && acct_personal(a, m))
+			continue;
+		if (n == slots) {
+			if (outside_only)
+				log_warn("push %s: %s is outside the personal namespaces, which "
+				    "NOTIFY does not cover, and no connection is left for IDLE on it "
+				    "(max_connections = %u, less one for NOTIFY and one for polls and "
+				    "API calls): it polls every interval", a->connection, m, max);
+			else
+				log_warn("push %s: no connection left for IDLE on %s "
+				    "(max_connections = %u keeps one for polls and API calls): "
+				    "it polls every interval", a->connection, m, max);
+			continue;
+		}
+		acct_triggers(a, m, "idle", false);
+		if (n++ == 0 && w != NULL) {
+			free(w->mailbox);
+			w->mailbox = xstrdup(m);
+		} else {
+			watcher_state(watcher_new(a, m), W_LEASE);
+		}
+	}
+}
+
+/*
+ * The first connection of an account tells what the server can do, and its
+ * NAMESPACE answer which mailboxes NOTIFY's "personal" filter (RFC 5465)
+ * covers. With n idle mailboxes, p of them personal, and B = max_connections
+ * - 1 connections to watch with (one stays for polls and API calls):
+ *
+ * - NOTIFY and IDLE, p > 0, n + 1 <= B (hybrid): IDLE on every mailbox, the
+ *   quicker of the two on Dovecot, whose NOTIFY can fall seconds behind
+ *   under steady mail (bench/README.md), and NOTIFY on one more: an IDLE on
+ *   a mailbox deleted and created anew hears nothing of the new one
+ *   (Dovecot, Courier); NOTIFY wakes what IDLE cannot.
+ * - else NOTIFY, p > 0: NOTIFY on one connection watches the p personal
+ *   mailboxes, however many. The n - p others (shared, public, other
+ *   users') get IDLE on up to B - 1 connections; the rest polls.
+ * - else IDLE: IDLE on up to B mailboxes; the rest polls.
+ * - else: everything polls.
+ *
+ * Without NAMESPACE (or an answer that makes no sense) p = n, as before.
+ */
 static void
 acct_probed(struct push_account *a, struct watcher *w)
 {
-	const struct cfg_connection *cfg = acct_cfg(a);
-	size_t i, n;
-	bool hybrid;
+	bool notify = imap_conn_has_cap(w->conn, "NOTIFY");
+	bool idle = imap_conn_has_cap(w->conn, "IDLE");
+	size_t p = acct_npersonal(a), outside = a->nmailboxes - p, i, n;
 
-	/*
-	 * IDLE when every mailbox gets a connection of its own: it is the
-	 * quicker of the two on Dovecot, whose NOTIFY can fall seconds behind
-	 * under steady mail (measured: bench/README.md). But an IDLE on a
-	 * mailbox that is deleted and created anew hears nothing of the new
-	 * one (Dovecot, Courier): where the server has NOTIFY, one more
-	 * connection runs it beside them (hybrid) and wakes what IDLE cannot.
-	 * NOTIFY alone when there are more mailboxes than connections to
-	 * spare: one watches them all.
-	 */
-	hybrid = imap_conn_has_cap(w->conn, "NOTIFY") && imap_conn_has_cap(w->conn, "IDLE") &&
-	    a->nmailboxes + 1 <= a->budget;
-	if (imap_conn_has_cap(w->conn, "NOTIFY") && !hybrid) {
+	if (notify && idle && p > 0 && a->nmailboxes + 1 <= a->budget) {
+		struct watcher *side;
+
+		a->method = PUSH_IDLE;
+		log_info("push %s: IDLE on %zu connection%s, NOTIFY on one more for mailboxes "
+		    "deleted and created anew", a->connection, a->nmailboxes,
+		    a->nmailboxes == 1 ? "" : "s");
+		acct_idle(a, w, a->budget, false);
+		side = watcher_new(a, NULL);
+		side->notify = side->side = true;
+		watcher_state(side, W_LEASE);
+		return;
+	}
+	if (notify && p > 0) {
 		a->method = PUSH_NOTIFY;
 		w->notify = true;
 		log_info("push %s: NOTIFY watches %zu mailbox%s on one connection",
-		    a->connection, a->nmailboxes, a->nmailboxes == 1 ? "" : "es");
+		    a->connection, p, p == 1 ? "" : "es");
 		acct_triggers(a, NULL, "notify", false);
+		if (outside > 0 && idle) {
+			n = outside < a->budget - 1 ? outside : a->budget - 1;
+			if (n > 0)
+				log_info("push %s: IDLE on %zu more connection%s for mailboxes "
+				    "outside the personal namespaces", a->connection, n,
+				    n == 1 ? "" : "s");
+			acct_idle(a, NULL, a->budget - 1, true);
+		} else if (outside > 0) {
+			for (i = 0; i < a->nmailboxes; i++)
+				if (!acct_personal(a, a->mailboxes[i]))
+					log_warn("push %s: %s is outside the personal namespaces, "
+					    "which NOTIFY does not cover, and the server has no "
+					    "IDLE: it polls every interval", a->connection,
+					    a->mailboxes[i]);
+		}
 		return;
 	}
-	if (!imap_conn_has_cap(w->conn, "IDLE")) {
+	if (!idle) {
 		a->method = PUSH_NONE;
-		log_info("push %s: the server has neither NOTIFY nor IDLE: idle triggers "
-		    "poll every interval", a->connection);
+		if (notify)
+			log_info("push %s: no idle trigger's mailbox is in a personal namespace, "
+			    "which is all NOTIFY covers, and the server has no IDLE: idle "
+			    "triggers poll every interval", a->connection);
+		else
+			log_info("push %s: the server has neither NOTIFY nor IDLE: idle triggers "
+			    "poll every interval", a->connection);
 		return;
 	}
 	a->method = PUSH_IDLE;
 	n = a->nmailboxes < a->budget ? a->nmailboxes : a->budget;
-	free(w->mailbox);
-	w->mailbox = xstrdup(a->mailboxes[0]);
-	acct_triggers(a, a->mailboxes[0], "idle", false);
-	for (i = 1; i < n; i++) {
-		acct_triggers(a, a->mailboxes[i], "idle", false);
-		watcher_state(watcher_new(a, a->mailboxes[i]), W_LEASE);
-	}
-	if (hybrid) {
-		struct watcher *side = watcher_new(a, NULL);
-
-		side->notify = side->side = true;
-		watcher_state(side, W_LEASE);
-	}
 	log_info("push %s: IDLE on %zu connection%s%s", a->connection, n, n == 1 ? "" : "s",
-	    hybrid ? ", NOTIFY on one more for mailboxes deleted and created anew" : "");
-	for (; i < a->nmailboxes; i++)
-		log_warn("push %s: no connection left for IDLE on %s (max_connections = %u "
-		    "keeps one for polls and API calls): it polls every interval",
-		    a->connection, a->mailboxes[i], cfg != NULL ? cfg->max_connections : 0);
+	    notify ? " (NOTIFY covers none of the mailboxes: they are outside the personal "
+	    "namespaces)" : "");
+	acct_idle(a, w, a->budget, false);
+}
+
+/* The connection is up and, for the account's first, the server known:
+ * decide, then NOTIFY SET, or EXAMINE and IDLE. */
+static void
+watcher_start(struct watcher *w)
+{
+	struct push_account *a = w->acct;
+
+	if (a->method == PUSH_PROBING)
+		acct_probed(a, w);
+	if (a->method == PUSH_NONE) {
+		watcher_release(w);
+		return;
+	}
+	w->fresh = true;
+	if (w->notify)
+		watcher_send_notify(w);
+	else
+		watcher_send_examine(w);
+	watcher_state(w, W_SETUP);
 }
 
 static void
@@ -378,18 +523,12 @@ watcher_lease_cb(struct imap_conn *conn, const struct imap_error *err, void *arg
 	 * so may the end of the connection */
 	imap_conn_set_unsolicited_cb(conn, watcher_untagged, w);
 	imap_pool_watch(w->pool, conn, watcher_conn_lost, w);
-	if (a->method == PUSH_PROBING)
-		acct_probed(a, w);
-	if (a->method == PUSH_NONE) {
-		watcher_release(w);
-		return;
-	}
-	w->fresh = true;
-	if (w->notify)
-		watcher_send_notify(w);
+	/* only NOTIFY cares which namespace a mailbox is in */
+	if (a->method == PUSH_PROBING && imap_conn_has_cap(conn, "NOTIFY") &&
+	    imap_conn_has_cap(conn, "NAMESPACE"))
+		watcher_state(w, W_NAMESPACE);
 	else
-		watcher_send_examine(w);
-	watcher_state(w, W_SETUP);
+		watcher_start(w);
 }
 
 static void
@@ -444,8 +583,14 @@ watcher_state(struct watcher *w, enum watcher_state next)
 		}
 		w->lease = imap_pool_lease(w->pool, watcher_lease_cb, w);
 		break;
+	case W_NAMESPACE:
+		cmd = imap_cmd_new(w->conn);
+		imap_cmd_add(cmd, "NAMESPACE");
+		watcher_send(w, cmd);
+		break;
 	case W_SETUP:
-		/* IDLE (after EXAMINE); NOTIFY SET was sent by the lease */
+		/* IDLE (after EXAMINE); NOTIFY SET or EXAMINE was sent by
+		 * watcher_start */
 		if (!w->notify) {
 			w->pending++;
 			imap_conn_idle(w->conn, watcher_cmd_done, watcher_untagged,
@@ -546,7 +691,9 @@ push_refresh(struct push *p, const char *connection, const char *mailbox)
 	for (i = 0; i < p->naccts; i++) {
 		struct push_account *a = &p->accts[i];
 
-		if (strcmp(a->connection, connection) != 0 || a->method != PUSH_IDLE)
+		/* IDLE watchers: with PUSH_IDLE, or beside NOTIFY for mailboxes
+		 * outside the personal namespaces */
+		if (strcmp(a->connection, connection) != 0)
 			continue;
 		for (j = 0; j < a->nwatchers; j++) {
 			struct watcher *w = a->watchers[j];
@@ -576,6 +723,7 @@ push_free(struct push **pp)
 		for (j = 0; j < a->nmailboxes; j++)
 			free(a->mailboxes[j]);
 		free(a->mailboxes);
+		imap_namespace_free(&a->ns);
 		free(a->connection);
 	}
 	free(p->accts);

@@ -6,7 +6,10 @@
  *     within max_connections - 1 (one stays for polls and API calls): one
  *     connection per mailbox, sitting in IDLE;
  *   - else, with NOTIFY (RFC 5465): one connection watches every idle
- *     trigger's mailbox, whatever their number;
+ *     trigger's mailbox in a personal namespace, whatever their number;
+ *     its "personal" filter does not cover shared, public or other users'
+ *     mailboxes (NAMESPACE, RFC 2342, tells which): those get IDLE within
+ *     the budget, one connection each, and poll beyond it (logged);
  *   - else IDLE within the budget; the mailboxes beyond it keep polling
  *     (logged);
  *   - a server with neither: polling (logged once).

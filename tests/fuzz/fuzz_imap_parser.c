@@ -6,12 +6,14 @@
  * server stream. The stream is parsed twice, in those chunks and all at
  * once; both runs must produce the same responses and the same error,
  * and no input may reach an "internal error".
- * Every argument and every helper is exercised on each response.
+ * Every argument and every helper is exercised on each response, the
+ * NAMESPACE parser (imap_namespace) included.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "imap_namespace.h"
 #include "imap_parser.h"
 #include "util.h"
 
@@ -101,6 +103,28 @@ touch_args(uint64_t *h, const struct imap_arg *args, uint32_t count,
 	}
 }
 
+/* Any response's arguments as a NAMESPACE answer; every prefix found is
+ * a match for itself. */
+static void
+touch_namespace(uint64_t *h, const struct imap_resp *r)
+{
+	struct imap_namespaces *nss = imap_namespace_parse(r->args, r->argc);
+	size_t i;
+
+	if (nss == NULL)
+		return;
+	mix_u64(h, nss->count);
+	for (i = 0; i < nss->count; i++) {
+		const struct imap_namespace *ns = &nss->ns[i];
+
+		if (ns->kind > IMAP_NS_SHARED)
+			abort();
+		mix(h, ns->prefix, strlen(ns->prefix) + 1);
+		mix_u64(h, imap_namespace_kind(nss, ns->prefix));
+	}
+	imap_namespace_free(&nss);
+}
+
 static void
 touch_resp(uint64_t *h, const struct imap_resp *r)
 {
@@ -123,6 +147,7 @@ touch_resp(uint64_t *h, const struct imap_resp *r)
 		touch_args(h, r->code_args, r->code_argc, 0);
 	}
 	touch_args(h, r->args, r->argc, 0);
+	touch_namespace(h, r);
 	if (imap_resp_code_u32(r, r->code != NULL ? r->code : "", &u32))
 		mix_u64(h, u32);
 	if (imap_resp_code_u64(r, "HIGHESTMODSEQ", &u64))

@@ -1033,8 +1033,12 @@ class Dovecot:
 
     host = "127.0.0.1"
 
-    def __init__(self, directory=None):
+    def __init__(self, directory=None, extra_conf=None):
         self.dir = Path(directory) if directory is not None else make_tmpdir("dovecot")
+        if extra_conf is not None:
+            # dovecot.conf.tmpl includes it: it survives restarts
+            write_file(self.dir / "extra.conf", extra_conf.replace("@DIR@", str(self.dir)),
+                       0o644)
         self.port_tls = free_port()
         self.port_plain = free_port()
         self.pid = None
@@ -1043,8 +1047,11 @@ class Dovecot:
         self._started_once = False
 
     @classmethod
-    def start_new(cls):
-        d = cls()
+    def start_new(cls, extra_conf=None):
+        """A new instance, started. extra_conf: Dovecot settings added to the
+        fixture's (e.g. a namespace); "@DIR@" in it is the instance's
+        directory."""
+        d = cls(extra_conf=extra_conf)
         d.start()
         return d
 

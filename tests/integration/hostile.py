@@ -388,14 +388,16 @@ class HostileImap:
     attack: a name of ATTACKS or None (a well-behaved server). Every client
     connection is a Session in .sessions. caps: the capabilities it
     advertises; idle_for: with IDLE among them, the seconds after which
-    it ends an IDLE itself."""
+    it ends an IDLE itself; answers: {VERB: [lines]}, the answer to a
+    command in place of the normal one ("{tag}" in a line is its tag)."""
 
-    def __init__(self, attack=None, caps=CAPS, idle_for=None):
+    def __init__(self, attack=None, caps=CAPS, idle_for=None, answers=None):
         if attack is not None and attack not in ATTACKS:
             raise ValueError("no attack %r" % attack)
         self.attack = attack
         self.caps = caps
         self.idle_for = idle_for
+        self.answers = dict(answers or {})
         self.port = None
         self.sessions = []
         self.errors = []
@@ -483,6 +485,10 @@ class HostileImap:
                     fn(s, tag)
                     s.end = "script done"
                     return
+                if verb in self.answers:
+                    for text in self.answers[verb]:
+                        s.line(text.replace("{tag}", tag))
+                    continue
                 normal_answer(s, tag, verb, line)
         except PeerGone as e:
             s.end = "peer closed" if "stopping" not in str(e) else "stopped"

@@ -1,9 +1,12 @@
 """mode = "idle": new mail pushed by NOTIFY or IDLE, without waiting for the
 interval. Three Dovecots: one with everything (NOTIFY), one advertising IDLE
-but not NOTIFY, one advertising neither."""
+but not NOTIFY, one advertising neither; a fourth with a public namespace
+(PublicNamespaceTest), which NOTIFY's "personal" filter does not cover."""
 
+import itertools
 import json
 import re
+import shutil
 import unittest
 import urllib.request
 
@@ -14,7 +17,6 @@ idle_only = None        # IDLE, no NOTIFY
 no_push = None          # neither
 
 BASE_CAPS = "IMAP4rev1 SASL-IR ID ENABLE NAMESPACE UIDPLUS CHILDREN UNSELECT LITERAL+"
-
 
 
 def setUpModule():
@@ -32,7 +34,8 @@ def tearDownModule():
             server.stop()
 
 
-class PushTest(unittest.TestCase):
+class PushTestBase(unittest.TestCase):
+    """A daemon with idle triggers on a fresh user, and what it shows."""
 
     def start(self, server, mailboxes, interval=3600, max_connections=2, log_level="info",
               **conn):
@@ -88,6 +91,9 @@ class PushTest(unittest.TestCase):
     def subjects(self):
         return [r.json["envelope"]["subject"] for r in self.rx.requests
                 if r.json.get("type") == "email.new"]
+
+
+class PushTest(PushTestBase):
 
     def test_idle_preferred_when_each_mailbox_gets_a_connection(self):
         # NOTIFY is there, but the mailbox fits a spare connection with one
@@ -284,4 +290,177 @@ class ServerEndsIdle(unittest.TestCase):
                            timeout=20, what="two more attempts, backing off")
         # a back-off of 1-2 s between attempts, not thousands of IDLEs
         self.assertLess(self.idles(srv) - mark, 10)
+        self.assertEqual(srv.errors, [])
+
+
+# A public namespace (RFC 2342 "shared"): every user reaches its mailboxes
+# (no ACL plugin; the files belong to nobody, mail_uid of the fixture).
+PUBLIC_NS = """
+namespace public {
+  type = public
+  separator = /
+  prefix = Public/
+  location = maildir:@DIR@/public
+  subscriptions = no
+  list = children
+}
+"""
+
+
+class PublicNamespaceTest(PushTestBase):
+    """NOTIFY SET (personal ...) hears nothing of a mailbox in a public
+    namespace: such a mailbox gets IDLE when a connection is left for it,
+    else it polls (and says so); it is never labelled "notify"."""
+
+    _boxes = itertools.count(1)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.public = harness.Dovecot.start_new(extra_conf=PUBLIC_NS)
+        pub = cls.public.dir / "public"
+        pub.mkdir(mode=0o700)
+        shutil.chown(pub, "nobody", "nogroup")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.public.stop()
+
+    def public_box(self):
+        # public mailboxes are shared by every user (and test): one each
+        return "Public/Support%d" % next(self._boxes)
+
+    def test_fixture_public_namespace(self):
+        # what the other tests build on, with a plain imaplib session
+        box = self.public_box()
+        user, _ = self.public.add_user()
+        other, _ = self.public.add_user()
+        with self.public.imap(user) as imap:
+            self.assertEqual(imap.command("NAMESPACE"),
+                             [b'(("" "/")) NIL (("Public/" "/"))'])
+            imap.create(box)
+            imap.append(box, harness.message_bytes(subject="public"))
+            self.assertEqual(imap.select(box), 1)
+        with self.public.imap(other) as imap:
+            self.assertEqual(imap.select(box), 1)
+
+    def test_notify_only_leaves_a_public_mailbox_polling(self):
+        # max_connections = 2: one for NOTIFY, one for polls and API calls,
+        # none for IDLE. NOTIFY takes INBOX; the public mailbox polls, and
+        # says so, rather than pretend NOTIFY watches it.
+        box = self.public_box()
+        self.start(self.public, ["INBOX", box], max_connections=2)
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "poll"},
+                           timeout=10, what="NOTIFY for INBOX, polling for %s" % box)
+        self.daemon.wait_for_log(r"push main: %s is outside the personal namespaces, which "
+                                 r"NOTIFY does not cover, and no connection is left for IDLE"
+                                 % re.escape(box), timeout=5)
+        self.daemon.wait_for_log(r"push main: NOTIFY watches 1 mailbox on one", timeout=5)
+        self.append("INBOX", "personal")
+        self.rx.wait_for(1, timeout=10)         # the interval is an hour
+        self.assertEqual(self.subjects(), ["personal"])
+        self.assertEqual(self.push_of(), {"t0": "notify", "t1": "poll"})
+
+    def test_idle_for_a_public_mailbox_beside_notify(self):
+        # max_connections = 3: too few for IDLE on both and NOTIFY beside
+        # them, enough for NOTIFY (INBOX) and one IDLE (the public mailbox)
+        box = self.public_box()
+        self.start(self.public, ["INBOX", box], max_connections=3)
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "idle"},
+                           timeout=10, what="NOTIFY for INBOX, IDLE for %s" % box)
+        self.daemon.wait_for_log(r"push main: IDLE on 1 more connection for mailboxes "
+                                 r"outside the personal namespaces", timeout=5)
+        self.append(box, "public")
+        self.rx.wait_for(1, timeout=10)         # the interval is an hour
+        self.append("INBOX", "personal")
+        self.rx.wait_for(2, timeout=10)
+        self.assertEqual(self.subjects(), ["public", "personal"])
+        self.assertLessEqual(len(self.daemon_logins()), 3)
+
+    def test_idle_on_every_mailbox_with_connections_to_spare(self):
+        # max_connections = 4: IDLE on both and NOTIFY beside them (as
+        # before NAMESPACE was asked: IDLE serves any mailbox)
+        box = self.public_box()
+        self.start(self.public, ["INBOX", box], max_connections=4)
+        harness.wait_until(lambda: self.push_of() == {"t0": "idle", "t1": "idle"},
+                           timeout=10, what="IDLE for both")
+        self.append(box, "public")
+        self.rx.wait_for(1, timeout=10)         # the interval is an hour
+        self.assertEqual(self.subjects(), ["public"])
+
+    def test_only_public_mailboxes_need_no_notify(self):
+        # NOTIFY would see none of them: IDLE on the one spare connection
+        box = self.public_box()
+        self.start(self.public, [box], max_connections=2)
+        harness.wait_until(lambda: self.push_of() == {"t0": "idle"}, timeout=10,
+                           what="IDLE for %s" % box)
+        self.daemon.wait_for_log(r"push main: IDLE on 1 connection \(NOTIFY covers none",
+                                 timeout=5)
+        self.append(box, "public")
+        self.rx.wait_for(1, timeout=10)         # the interval is an hour
+        self.assertEqual(self.subjects(), ["public"])
+
+
+class NamespaceAnswers(unittest.TestCase):
+    """NAMESPACE answers Dovecot does not give, played by hostile.HostileImap:
+    one refused or garbled leaves everything personal (NOTIFY for all, as
+    without NAMESPACE); it never costs the watcher its connection."""
+
+    CAPS = hostile.CAPS + " IDLE NOTIFY NAMESPACE"
+
+    def start(self, namespace_answer):
+        srv = hostile.HostileImap(caps=self.CAPS,
+                                  answers={"NAMESPACE": namespace_answer}).start()
+        self.addCleanup(srv.stop)
+        rx = harness.Receiver().start()
+        self.addCleanup(rx.stop)
+        cfg = harness.Config(harness.make_tmpdir("push"))
+        cfg.set(log_level="debug", poll_backoff_max=2)
+        cfg.add_connection(name="main", host="127.0.0.1", port=srv.port, secure=False,
+                           username="user", password="secret", timeout=5, max_connections=2)
+        cfg.add_webhook("w", rx.url())
+        cfg.add_trigger("t0", "main", "INBOX", ["w"], interval=3600, mode="idle")
+        cfg.add_trigger("t1", "main", "Public/Support", ["w"], interval=3600, mode="idle")
+        self.api_port = cfg.enable_api()
+        d = harness.Daemon(cfg.write())
+        self.addCleanup(d.stop)
+        d.start()
+        return srv, d
+
+    def push_of(self):
+        url = "http://127.0.0.1:%d/healthz" % self.api_port
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                health = json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            health = json.loads(e.read())
+        return {t["name"]: t.get("push") for t in health["triggers"]}
+
+    def notify_for_all(self, srv, d, why):
+        d.wait_for_log(why, timeout=10)
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "notify"},
+                           timeout=10, what="NOTIFY for both")
+        d.wait_for_log(r"push main: setup -> watching", timeout=10)
+        self.assertNotIn("reconnecting", d.log)
+        self.assertEqual(srv.errors, [])
+
+    def test_refused(self):
+        srv, d = self.start(["{tag} BAD unknown command"])
+        self.notify_for_all(srv, d, r"push main: NAMESPACE failed \(unknown command\): "
+                            r"every mailbox counts as personal")
+
+    def test_garbled(self):
+        # a fourth group: not RFC 2342 (the Public/ prefix is not believed)
+        srv, d = self.start(['* NAMESPACE (("" "/")) NIL (("Public/" "/")) (("x" "/"))',
+                             "{tag} OK done"])
+        self.notify_for_all(srv, d, r"push main: the server's NAMESPACE answer makes no "
+                            r"sense: every mailbox counts as personal")
+
+    def test_honoured(self):
+        # the same server answering well: the public mailbox polls
+        srv, d = self.start(['* NAMESPACE (("" "/")) NIL (("Public/" "/"))',
+                             "{tag} OK done"])
+        d.wait_for_log(r"push main: Public/Support is outside the personal namespaces",
+                       timeout=10)
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "poll"},
+                           timeout=10, what="NOTIFY for INBOX only")
         self.assertEqual(srv.errors, [])
