@@ -29,6 +29,8 @@ struct api {
 	struct daemon *d;
 	struct evhttp *http;
 	char *listen;
+	char *host;                     /* of listen */
+	uint16_t port;
 	char *token;
 	LIST_HEAD(, api_call) calls;
 	unsigned nwaiting;              /* calls waiting for a connection */
@@ -585,9 +587,12 @@ struct api *
 api_new(struct daemon *d, const struct cfg_api *cfg)
 {
 	struct api *api = xcalloc(1, sizeof(*api));
+	int saved = 0;
 
 	api->d = d;
 	api->listen = xstrdup(cfg->listen);
+	api->host = xstrdup(cfg->host);
+	api->port = cfg->port;
 	api->token = cfg->token != NULL ? xstrdup(cfg->token) : NULL;
 	LIST_INIT(&api->calls);
 	api->http = evhttp_new(d->base);
@@ -612,6 +617,7 @@ api_new(struct daemon *d, const struct cfg_api *cfg)
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 	evhttp_set_gencb(api->http, api_request_cb, api);
 	if (evhttp_bind_socket(api->http, cfg->host, cfg->port) < 0) {
+		saved = errno;
 		log_error("api: cannot listen on %s: %s", cfg->listen, strerror(errno));
 		goto fail;
 	}
@@ -620,6 +626,7 @@ api_new(struct daemon *d, const struct cfg_api *cfg)
 	return api;
 fail:
 	api_free(&api);
+	errno = saved;
 	return NULL;
 }
 
@@ -637,6 +644,7 @@ api_free(struct api **apip)
 	if (api->http != NULL)
 		evhttp_free(api->http);
 	free(api->listen);
+	free(api->host);
 	if (api->token != NULL) {
 		explicit_bzero(api->token, strlen(api->token));
 		free(api->token);
@@ -676,6 +684,25 @@ api_reload(struct api **apip, struct daemon *d, const struct cfg_api *cfg)
 		return;
 	}
 	napi = api_new(d, cfg);
+	if (napi == NULL && errno == EADDRINUSE && cfg->port == api->port) {
+		/* another address on our own port (127.0.0.1:8025 to
+		 * 0.0.0.0:8025): the old listener must go first */
+		struct cfg_api old = { .listen = xstrdup(api->listen),
+		    .host = xstrdup(api->host), .port = api->port,
+		    .token = api->token != NULL ? xstrdup(api->token) : NULL };
+
+		log_info("api: closing %s to listen on %s", api->listen, cfg->listen);
+		api_free(apip);
+		if ((*apip = api_new(d, cfg)) == NULL && (*apip = api_new(d, &old)) != NULL)
+			log_error("api: still listening on %s", old.listen);
+		free(old.listen);
+		free(old.host);
+		if (old.token != NULL) {
+			explicit_bzero(old.token, strlen(old.token));
+			free(old.token);
+		}
+		return;
+	}
 	if (napi == NULL) {
 		log_error("api: still listening on %s", api->listen);
 		return;

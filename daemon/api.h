@@ -28,8 +28,8 @@ struct api;
 /* Bytes of a download queued for its HTTP client before it waits. */
 #define API_SINK_HIGH (4u * 1024 * 1024)
 
-/* Listens on cfg->listen. Returns NULL (logged) when it cannot bind. cfg is
- * copied. */
+/* Listens on cfg->listen. Returns NULL (logged; errno says why) when it
+ * cannot bind. cfg is copied. */
 struct api *api_new(struct daemon *d, const struct cfg_api *cfg);
 /* Stops listening; requests in progress are abandoned. */
 void api_free(struct api **api);

@@ -298,6 +298,22 @@ class TestReload(OpsTestCase):
         self.assertEqual(status, 200)
         [u2] = self.append(1)
         rx.wait_for_ids(self.event_ids("t", uv, [u1, u2]))
+
+        # another address on the same port: the old listener goes first
+        # (the new bind failed with EADDRINUSE while it was there)
+        port = self.api.port
+        cfg.api["listen"] = "0.0.0.0:%d" % port
+        cfg.api["token"] = "tok-" + secrets.token_hex(8)
+        cfg.write()
+        mark = d.mark()
+        d.hup()
+        d.wait_for_log(r"api: listening on 0\.0\.0\.0:%d \(bearer token" % port, since=mark)
+        self.assertNotRegex("".join(d.lines[mark:]), r"still listening")
+        status, _, _ = harness.http_get(port, "/v1/actions/test-connection")
+        self.assertEqual(status, 401)           # the new listener's token
+        status, _, _ = harness.http_get(port, "/v1/actions/test-connection",
+                                        token=cfg.api["token"])
+        self.assertEqual(status, 405)           # (a GET)
         self.assertTrue(d.running)
         d.term()
 
