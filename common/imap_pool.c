@@ -28,6 +28,7 @@ struct pool_entry {
 	imap_conn_cb *holder_lost;      /* imap_pool_watch */
 	void *holder_arg;
 	bool dying;                     /* entry_free in progress */
+	unsigned token_gen;             /* pool->token_gen when it connected */
 };
 TAILQ_HEAD(pool_entry_list, pool_entry);
 
@@ -59,6 +60,7 @@ struct imap_pool {
 	bool token_fresh;               /* fetched, not yet used to connect */
 	struct oauth2_fetch *fetch;
 	bool token_rejected;            /* the server refused the token once */
+	unsigned token_gen;             /* changes whenever token does */
 };
 
 /* A cached token is used until 60 s before the command said it expires;
@@ -78,6 +80,7 @@ pool_forget_token(struct imap_pool *pool)
 		pool->token = NULL;
 	}
 	pool->token_expires = 0;
+	pool->token_gen++;
 }
 
 static bool
@@ -304,6 +307,7 @@ pool_ready_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
 {
 	struct pool_entry *e = arg;
 	struct imap_pool *pool = e->pool;
+	bool stale_token = e->token_gen != pool->token_gen;
 
 	if (e->dying)
 		return;
@@ -319,6 +323,15 @@ pool_ready_cb(struct imap_conn *conn, const struct imap_error *err, void *arg)
 		return;
 	}
 	entry_free(e);
+	if (err->kind == IMAP_ERR_AUTH && pool->cfg->auth == CFG_AUTH_XOAUTH2 &&
+	    stale_token) {
+		/* refused a token already replaced (another connection's
+		 * refusal of it came first): it says nothing of the new one */
+		log_debug("%s: the server refused a replaced OAuth2 token",
+		    pool->cfg->name);
+		pool_schedule(pool);
+		return;
+	}
 	if (err->kind == IMAP_ERR_AUTH && pool->cfg->auth == CFG_AUTH_XOAUTH2 &&
 	    pool->token != NULL && !pool->token_rejected) {
 		/* a token may expire early: fetch a new one and try once more */
@@ -362,6 +375,7 @@ pool_connect(struct imap_pool *pool)
 	e->conn = imap_conn_new(pool->base, pool->dns, pool->cfg, pool->ssl_ctx, name);
 	if (pool->token != NULL)
 		imap_conn_set_oauth2_token(e->conn, pool->token);
+	e->token_gen = pool->token_gen;
 	pool->token_fresh = false;
 	TAILQ_INSERT_TAIL(&pool->conns, e, entry);
 	imap_conn_connect(e->conn, pool_ready_cb, e);

@@ -26,18 +26,25 @@ struct oauth2_fetch {
 	struct event_base *base;
 	char *name;
 	char *program;
-	pid_t pid;
+	pid_t pid;              /* the command, leader of its process group; 0 once reaped */
 	int out_fd, err_fd;
 	struct event *out_ev, *err_ev, *timer;
-	struct str out, errline;
-	bool out_eof, err_eof, too_big;
+	struct str out;         /* stdout: the token */
+	struct str err;         /* the first STDERR_KEEP bytes of stderr */
+	bool too_big;
 	uint64_t deadline_ms;
 	unsigned timeout;
 	oauth2_fetch_cb *cb;
 	void *arg;
 };
 
+/* How often the command is checked for having exited (its output may stay
+ * open in a background child of its: EOF is not the end). */
 #define CHECK_MS 10
+/* stderr kept for the log of a failure, and lines logged of it */
+#define STDERR_KEEP 2048
+#define STDERR_LINES 10
+#define STDERR_LINE_MAX 500
 
 static void
 fetch_close(struct oauth2_fetch *f)
@@ -62,11 +69,27 @@ fetch_free(struct oauth2_fetch *f)
 	fetch_close(f);
 	if (f->out.data != NULL)
 		explicit_bzero(f->out.data, f->out.cap);
+	if (f->err.data != NULL)
+		explicit_bzero(f->err.data, f->err.cap);
 	str_free(&f->out);
-	str_free(&f->errline);
+	str_free(&f->err);
 	free(f->program);
 	free(f->name);
 	free(f);
+}
+
+/* Kills the command and whatever it started in its process group (a
+ * background child outlives it otherwise), and reaps it. */
+static void
+fetch_kill(struct oauth2_fetch *f)
+{
+	if (f->pid <= 0)
+		return;
+	kill(-f->pid, SIGKILL);
+	kill(f->pid, SIGKILL);          /* should it have left its group */
+	while (waitpid(f->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	f->pid = 0;
 }
 
 void
@@ -77,69 +100,119 @@ oauth2_fetch_cancel(struct oauth2_fetch **fp)
 	*fp = NULL;
 	if (f == NULL)
 		return;
-	if (f->pid > 0) {
-		kill(f->pid, SIGKILL);
-		while (waitpid(f->pid, NULL, 0) < 0 && errno == EINTR)
-			;
+	fetch_kill(f);
+	fetch_free(f);
+}
+
+/*
+ * The kept stderr of a command that failed, one log line per line (it may
+ * say why), with any token its stdout holds blanked out. Never logged
+ * after a success: a helper run with "set -x" or "curl -v" writes the
+ * token there.
+ */
+static void
+log_stderr(struct oauth2_fetch *f)
+{
+	char *tok = NULL, *perr = NULL, *p, *nl, *hit;
+	uint64_t exp;
+	size_t len, tlen = 0;
+	unsigned lines = 0;
+
+	if (f->err.len == 0)
+		return;
+	if (!f->too_big && oauth2_parse_output(f->out.data != NULL ? f->out.data : "",
+	    f->out.len, &tok, &exp, &perr) < 0) {
+		free(perr);
+		tok = NULL;
 	}
-	fetch_free(f);
-}
-
-static void
-fetch_finish(struct oauth2_fetch *f, const char *token, uint64_t expires_in, const char *error)
-{
-	oauth2_fetch_cb *cb = f->cb;
-	void *arg = f->arg;
-
-	f->pid = 0;
-	fetch_free(f);
-	cb(token, expires_in, error, arg);
-}
-
-/* One line of the command's stderr: log it (it may explain a failure). */
-static void
-log_err_line(struct oauth2_fetch *f)
-{
-	if (f->errline.len > 0)
+	if (tok != NULL && (tlen = strlen(tok)) > 0) {
+		for (p = f->err.data; (hit = memmem(p, f->err.len - (size_t)(p - f->err.data),
+		    tok, tlen)) != NULL; p = hit + tlen)
+			memset(hit, '*', tlen);
+	}
+	for (p = f->err.data; p < f->err.data + f->err.len; p = nl + 1) {
+		nl = memchr(p, '\n', f->err.len - (size_t)(p - f->err.data));
+		if (nl == NULL)
+			nl = f->err.data + f->err.len;
+		len = (size_t)(nl - p);
+		if (len == 0)
+			continue;
+		if (lines++ == STDERR_LINES)
+			break;
 		log_warn("%s: %s: %.*s", f->name, f->program,
-		    (int)(f->errline.len > 500 ? 500 : f->errline.len), f->errline.data);
-	str_reset(&f->errline);
+		    (int)(len > STDERR_LINE_MAX ? STDERR_LINE_MAX : len), p);
+	}
+	if (tok != NULL) {
+		explicit_bzero(tok, tlen);
+		free(tok);
+	}
 }
 
-static void
-fetch_read_cb(evutil_socket_t fd, short what ATTR_UNUSED, void *arg)
+/* Reads once from pipe fd; false when nothing more is there now (EOF, an
+ * error, or empty). */
+static bool
+fetch_read(struct oauth2_fetch *f, int fd)
 {
-	struct oauth2_fetch *f = arg;
 	char buf[4096];
-	ssize_t n, i;
+	ssize_t n;
+	size_t room;
 
 	n = read(fd, buf, sizeof(buf));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+	if (n < 0 && errno == EINTR)
+		return true;
 	if (n <= 0) {
-		if (fd == f->out_fd) {
-			event_del(f->out_ev);
-			f->out_eof = true;
-		} else {
-			event_del(f->err_ev);
-			log_err_line(f);
-			f->err_eof = true;
-		}
-		return;
+		if (n == 0 || errno != EAGAIN)
+			event_del(fd == f->out_fd ? f->out_ev : f->err_ev);
+		return false;
 	}
 	if (fd == f->out_fd) {
 		if (f->out.len + (size_t)n > OAUTH2_MAX_OUTPUT)
 			f->too_big = true;
 		else
 			str_append_n(&f->out, buf, (size_t)n);
-		return;
+	} else if (f->err.len < STDERR_KEEP) {
+		room = STDERR_KEEP - f->err.len;
+		str_append_n(&f->err, buf, (size_t)n < room ? (size_t)n : room);
 	}
-	for (i = 0; i < n; i++) {
-		if (buf[i] == '\n')
-			log_err_line(f);
-		else if (f->errline.len < 4096)
-			str_append_c(&f->errline, buf[i]);
+	return true;
+}
+
+static void
+fetch_read_cb(evutil_socket_t fd, short what ATTR_UNUSED, void *arg)
+{
+	(void)fetch_read(arg, fd);
+}
+
+/* The command exited: takes what is left in its pipes without waiting
+ * for their EOF (a background child may hold them open), bounded (such a
+ * child may keep writing). */
+static void
+fetch_drain(struct oauth2_fetch *f)
+{
+	unsigned i;
+
+	for (i = 0; i < OAUTH2_MAX_OUTPUT / 4096 + 2 && fetch_read(f, f->out_fd); i++)
+		;
+	for (i = 0; i < STDERR_KEEP / 4096 + 2 && fetch_read(f, f->err_fd); i++)
+		;
+}
+
+/* Ends the fetch: kills the command if it still runs, logs its stderr when
+ * it failed (token NULL), frees f, calls back. */
+static void
+fetch_finish(struct oauth2_fetch *f, const char *token, uint64_t expires_in, const char *error)
+{
+	oauth2_fetch_cb *cb = f->cb;
+	void *arg = f->arg;
+
+	if (f->pid > 0) {
+		fetch_kill(f);
+		fetch_drain(f);
 	}
+	if (token == NULL)
+		log_stderr(f);
+	fetch_free(f);
+	cb(token, expires_in, error, arg);
 }
 
 static void
@@ -152,26 +225,26 @@ fetch_timer_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg
 	int status;
 	pid_t r;
 
-	if (monotonic_ms() >= f->deadline_ms) {
-		kill(f->pid, SIGKILL);
-		while (waitpid(f->pid, NULL, 0) < 0 && errno == EINTR)
-			;
+	r = waitpid(f->pid, &status, WNOHANG);
+	if (r == 0 && monotonic_ms() >= f->deadline_ms) {
 		snprintf(msg, sizeof(msg), "oauth2_token_command %s: no token within %u s",
 		    f->program, f->timeout);
 		fetch_finish(f, NULL, 0, msg);
 		return;
 	}
-	r = f->out_eof && f->err_eof ? waitpid(f->pid, &status, WNOHANG) : 0;
-	if (r == 0) {
+	if (r == 0 || (r < 0 && errno == EINTR)) {
 		evtimer_add(f->timer, &tv);
 		return;
 	}
 	if (r < 0) {
 		snprintf(msg, sizeof(msg), "oauth2_token_command %s: %s", f->program,
 		    strerror(errno));
+		f->pid = 0;
 		fetch_finish(f, NULL, 0, msg);
 		return;
 	}
+	f->pid = 0;
+	fetch_drain(f);
 	if (WIFSIGNALED(status)) {
 		snprintf(msg, sizeof(msg), "oauth2_token_command %s: killed by signal %d",
 		    f->program, WTERMSIG(status));
@@ -196,12 +269,48 @@ fetch_timer_cb(evutil_socket_t fd ATTR_UNUSED, short what ATTR_UNUSED, void *arg
 	}
 }
 
+/*
+ * Starts argv with stdin /dev/null, stdout and stderr to pipes, no other
+ * descriptor of ours (libevent's sockets are not close-on-exec), signals
+ * at their defaults (we ignore SIGPIPE), and in a process group of its own
+ * (a time-out kills all it started). 0 with *pid_r, or an errno.
+ */
+static int
+fetch_spawn(char *const *argv, int out_fd, int err_fd, pid_t *pid_r)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t all, none;
+	int ret;
+
+	if ((ret = posix_spawn_file_actions_init(&fa)) != 0)
+		return ret;
+	if ((ret = posix_spawnattr_init(&attr)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return ret;
+	}
+	sigfillset(&all);
+	sigemptyset(&none);
+	if ((ret = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) == 0 &&
+	    (ret = posix_spawn_file_actions_adddup2(&fa, out_fd, 1)) == 0 &&
+	    (ret = posix_spawn_file_actions_adddup2(&fa, err_fd, 2)) == 0 &&
+	    (ret = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) == 0 &&
+	    (ret = posix_spawnattr_setpgroup(&attr, 0)) == 0 &&
+	    (ret = posix_spawnattr_setsigdefault(&attr, &all)) == 0 &&
+	    (ret = posix_spawnattr_setsigmask(&attr, &none)) == 0 &&
+	    (ret = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) == 0)
+		ret = posix_spawnp(pid_r, argv[0], &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return ret;
+}
+
 struct oauth2_fetch *
 oauth2_fetch_start(struct event_base *base, char *const *argv, unsigned timeout_seconds,
     const char *name, oauth2_fetch_cb *cb, void *arg, char **error_r)
 {
 	struct oauth2_fetch *f;
-	posix_spawn_file_actions_t fa;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, ret;
 	struct timeval tv = { 0, CHECK_MS * 1000 };
 
@@ -213,13 +322,8 @@ oauth2_fetch_start(struct event_base *base, char *const *argv, unsigned timeout_
 		*error_r = xasprintf("oauth2_token_command: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
 	f = xcalloc(1, sizeof(*f));
-	ret = posix_spawnp(&f->pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
+	ret = fetch_spawn(argv, outp[1], errp[1], &f->pid);
 	close(outp[1]);
 	close(errp[1]);
 	if (ret != 0) {
@@ -240,7 +344,7 @@ oauth2_fetch_start(struct event_base *base, char *const *argv, unsigned timeout_
 	f->out_fd = outp[0];
 	f->err_fd = errp[0];
 	str_init(&f->out);
-	str_init(&f->errline);
+	str_init(&f->err);
 	evutil_make_socket_nonblocking(f->out_fd);
 	evutil_make_socket_nonblocking(f->err_fd);
 	f->out_ev = event_new(base, f->out_fd, EV_READ | EV_PERSIST, fetch_read_cb, f);

@@ -1,11 +1,16 @@
 /*
  * oauth2: access tokens for auth = "xoauth2". The token comes from the
- * connection's oauth2_token_command, run without a shell, with a time-out;
- * its stderr is logged, its stdout (the secret) never is. The command
- * prints either the bare token or a JSON object
+ * connection's oauth2_token_command, run without a shell, with a time-out,
+ * in a process group of its own (a time-out kills the whole group), with
+ * none of our descriptors but its stdin (/dev/null), stdout and stderr, and
+ * signals at their defaults. The command prints either the bare token or a
+ * JSON object
  *   {"access_token": "...", "expires_in": 3599}
- * (surrounding white space ignored). Non-zero exit, no output or a time-out
- * is an authentication failure.
+ * (surrounding white space ignored). It is done when it exits, even if a
+ * background child of its still holds its output open. Non-zero exit, no
+ * output or a time-out is an authentication failure. Its stdout (the
+ * secret) is never logged; the first 2 KiB of its stderr only when it
+ * failed, with any token found in its stdout blanked out.
  *
  * Also the SASL initial responses of XOAUTH2 (Google, Microsoft) and
  * OAUTHBEARER (RFC 7628).
@@ -31,9 +36,10 @@ typedef void oauth2_fetch_cb(const char *token, uint64_t expires_in, const char 
 /*
  * Runs argv (argv[0] searched in PATH, no shell) and calls cb once from the
  * event loop with the token. name prefixes the log lines of the command's
- * stderr. Returns the job (cancel with oauth2_fetch_cancel, which kills the
- * command), or NULL with cb never called and *error_r set (malloc'd) when it
- * cannot even start.
+ * stderr (logged when it failed). Returns the job (cancel with
+ * oauth2_fetch_cancel, which kills the command's process group), or NULL
+ * with cb never called and *error_r set (malloc'd) when it cannot even
+ * start.
  */
 struct oauth2_fetch *oauth2_fetch_start(struct event_base *base, char *const *argv,
     unsigned timeout_seconds, const char *name, oauth2_fetch_cb *cb, void *arg,

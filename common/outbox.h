@@ -170,11 +170,14 @@ void outbox_queue_close(struct outbox_queue *q);
  */
 int outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r);
 /*
- * Copies the event to dead letters as <key>.json (when its record cannot be
- * read, its segment is kept in the outbox, done, and a legacy file is moved
- * there as it is) with reason (one line: control bytes and invalid UTF-8 are
- * replaced) beside it as <key>.reason, then removes it as outbox_remove does. Returns 0, or -1 with a malloc'd message in *error_r and the
- * event still queued. *path_r (may be NULL) gets the dead letter's path.
+ * Copies the event to dead letters as <key>.json (when its record is
+ * damaged or gone, its segment is kept in the outbox, done, and a legacy
+ * file is moved there as it is) with reason (one line: control bytes and
+ * invalid UTF-8 are replaced) beside it as <key>.reason, then removes it as
+ * outbox_remove does. Returns 0, or -1 with a malloc'd message in *error_r
+ * and the event still queued (dead letters cannot be written, or its body
+ * cannot be read for now: EMFILE, EIO...). *path_r (may be NULL) gets the
+ * dead letter's path.
  */
 int outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
     const char *reason, char **path_r, char **error_r);

@@ -77,8 +77,11 @@ outbox_bury(struct outbox *ob, struct outbox_queue *q, uint64_t key,
 	}
 	free(text);
 	copied = outbox_seg_copy(q, key, dst, error_r);
-	if (copied < 0)
+	if (copied < 0) {
+		/* still queued: no reason without its event */
+		(void)unlink(rpath);
 		goto out;
+	}
 	if (copied == 1 && (rec = outbox_queue_find(q, key)) != NULL) {
 		/* unreadable: nothing is thrown away unseen. A legacy file moves
 		 * to dead letters as it is; a segment stays (the record is

@@ -117,8 +117,10 @@ int outbox_seg_fd(struct outbox_queue *q, struct outbox_seg *seg);
 int outbox_seg_append(struct outbox_queue *q, uint64_t key, const char *body,
     size_t len, struct outbox_rec *rec_r, char **error_r);
 /* Copies the body of deliverable event key to dst (write_file_atomic_fill:
- * a .tmp beside it, fsynced, renamed, the directory fsynced). 0; 1 when the body cannot be read (not queued,
- * damaged, gone); -1 with a malloc'd message when dst cannot be written. */
+ * a .tmp beside it, fsynced, renamed, the directory fsynced). 0; 1 when
+ * the body can never be read (not queued, damaged, gone); -1 with a
+ * malloc'd message when dst cannot be written or the body cannot be read
+ * for now (EMFILE, EIO...). */
 int outbox_seg_copy(struct outbox_queue *q, uint64_t key, const char *dst,
     char **error_r);
 /* A record delivered, buried or replaced by a newer one: marks it done

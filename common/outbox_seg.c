@@ -646,7 +646,7 @@ outbox_remove(struct outbox_queue *q, uint64_t key, char **error_r)
 struct copy {
 	struct outbox_queue *q;
 	const struct outbox_rec *rec;
-	bool unreadable;
+	int read_errno;         /* reading the body failed with it */
 };
 
 /* write_file_atomic_fill's fill: the record's body, 64 KiB at a time. */
@@ -661,7 +661,7 @@ copy_fill(int fd, void *arg)
 	while (done < c->rec->len) {
 		n = c->rec->len - done < sizeof(buf) ? (size_t)(c->rec->len - done) : sizeof(buf);
 		if (rec_read(c->q, c->rec, buf, n, (off_t)done) < 0) {
-			c->unreadable = true;
+			c->read_errno = errno;
 			return -1;
 		}
 		if (write_full(fd, buf, n) < 0)
@@ -675,14 +675,24 @@ int
 outbox_seg_copy(struct outbox_queue *q, uint64_t key, const char *dst,
     char **error_r)
 {
-	struct copy c = { q, outbox_queue_find(q, key), false };
+	struct copy c = { q, outbox_queue_find(q, key), 0 };
+	char *where;
 
 	if (c.rec == NULL)
 		return 1;
 	if (write_file_atomic_fill(dst, 0640, copy_fill, &c) == 0)
 		return 0;
-	if (c.unreadable)
+	/* damaged or gone: never readable; anything else (EMFILE, EIO...)
+	 * may pass: the event is not buried without its body for that */
+	if (c.read_errno == EBADMSG || c.read_errno == ENOENT)
 		return 1;
+	if (c.read_errno != 0) {
+		where = rec_where(q, c.rec);
+		*error_r = xasprintf("outbox: cannot read %s: %s", where,
+		    strerror(c.read_errno));
+		free(where);
+		return -1;
+	}
 	*error_r = xasprintf("outbox: cannot write %s: %s", dst, strerror(errno));
 	return -1;
 }

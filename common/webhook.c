@@ -107,28 +107,57 @@ extra_header_ok(const char *webhook, const char *h)
 	return true;
 }
 
-static void
+/* Whether t's settings (a configured webhook's) equal n's. */
+static bool
+target_same(const struct wh_target *t, const struct wh_target *n)
+{
+	size_t i;
+
+	if (t->url == NULL || strcmp(t->url, n->url) != 0 || t->timeout != n->timeout ||
+	    t->secret_len != n->secret_len ||
+	    (t->secret_len > 0 && CRYPTO_memcmp(t->secret, n->secret, t->secret_len) != 0))
+		return false;
+	for (i = 0; t->headers[i] != NULL && n->headers[i] != NULL; i++) {
+		if (strcmp(t->headers[i], n->headers[i]) != 0)
+			return false;
+	}
+	return t->headers[i] == NULL && n->headers[i] == NULL;
+}
+
+/* Applies cw to t; returns whether its settings changed (or t was not
+ * configured). */
+static bool
 target_configure(struct wh_target *t, const struct cfg_webhook *cw)
 {
-	size_t i, n = 0;
+	struct wh_target n;
+	size_t i, k = 0;
+	bool changed;
 
-	target_clear_settings(t);
-	t->url = xstrdup(cw->url);
+	memset(&n, 0, sizeof(n));
+	n.url = xstrdup(cw->url);
 	if (cw->secret != NULL) {
-		t->secret = xmalloc(cw->secret_len);
-		memcpy(t->secret, cw->secret, cw->secret_len);
-		t->secret_len = cw->secret_len;
+		n.secret = xmalloc(cw->secret_len);
+		memcpy(n.secret, cw->secret, cw->secret_len);
+		n.secret_len = cw->secret_len;
 	}
 	for (i = 0; cw->headers != NULL && cw->headers[i] != NULL; i++)
 		;
-	t->headers = xcalloc(i + 1, sizeof(*t->headers));
+	n.headers = xcalloc(i + 1, sizeof(*n.headers));
 	for (i = 0; cw->headers != NULL && cw->headers[i] != NULL; i++) {
 		if (extra_header_ok(cw->name, cw->headers[i]))
-			t->headers[n++] = xstrdup(cw->headers[i]);
+			n.headers[k++] = xstrdup(cw->headers[i]);
 	}
-	t->timeout = cw->timeout > 0 ? cw->timeout : WEBHOOK_TIMEOUT_DEFAULT;
+	n.timeout = cw->timeout > 0 ? cw->timeout : WEBHOOK_TIMEOUT_DEFAULT;
+	changed = !target_same(t, &n);
+	target_clear_settings(t);
+	t->url = n.url;
+	t->secret = n.secret;
+	t->secret_len = n.secret_len;
+	t->headers = n.headers;
+	t->timeout = n.timeout;
 	t->configured = true;
 	t->warned = false;
+	return changed;
 }
 
 /* --- queues --- */
@@ -167,6 +196,15 @@ queue_may_start(const struct wh_queue *wq)
 	const struct webhook_sender *ws = wq->ws;
 
 	return queue_ready(wq) && (ws->once || !ws->draining);
+}
+
+/* The end of a run of failures (a success, a dead letter, new settings):
+ * the next failure waits 1 s again. */
+static void
+queue_streak_end(struct wh_queue *wq)
+{
+	wq->failures = 0;
+	wq->redirect_logged = false;
 }
 
 static void
@@ -279,7 +317,7 @@ queue_bury(struct wh_queue *wq, uint64_t key, const char *what,
 	}
 	free(line);
 	wq->target->dead++;
-	wq->failures = 0;
+	queue_streak_end(wq);
 	log_error("webhook %s: trigger %s: %s: %s; moved to dead letters: %s",
 	    wq->target->name, outbox_queue_trigger(wq->q), what,
 	    summary != NULL ? summary : reason, path);
@@ -344,12 +382,6 @@ out:
 	json_decref(root);
 	return id;
 }
-static bool
-errno_transient(int e)
-{
-	return e == EMFILE || e == ENFILE || e == ENOMEM || e == EINTR ||
-	    e == EAGAIN || e == EIO || e == ENOBUFS;
-}
 
 /*
  * Starts the queue's head event. Unusable events go to dead letters on
@@ -378,7 +410,9 @@ queue_start(struct wh_queue *wq)
 				error = NULL;
 				continue;
 			}
-			if (errno_transient(e)) {
+			if (e != EBADMSG && e != EFBIG) {
+				/* may pass (EMFILE, EIO...): only a damaged or
+				 * oversized record is buried unread */
 				queue_failed(wq, what, error, 0);
 				free(error);
 				return;
@@ -401,6 +435,52 @@ queue_start(struct wh_queue *wq)
 	}
 }
 
+/* "scheme://host[:port]" of a redirect's target, or NULL: its path and
+ * query may hold a secret, as the webhook's own url may. */
+static char *
+redirect_origin(const char *url)
+{
+	char *scheme = NULL, *host = NULL, *port = NULL, *origin = NULL;
+	CURLU *u = curl_url();
+
+	if (u != NULL && url != NULL &&
+	    curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+			origin = xasprintf("%s://%s:%s", scheme, host, port);
+		else
+			origin = xasprintf("%s://%s", scheme, host);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return origin;
+}
+
+/* A 3xx: not followed (the signed body must not go elsewhere), retried
+ * like a 5xx; said once per run of failures at error level, since only a
+ * fix of the url helps. */
+static void
+queue_redirected(struct wh_queue *wq, const char *what, long status, const char *location)
+{
+	char *origin, *why;
+
+	if (!wq->redirect_logged) {
+		origin = redirect_origin(location);
+		log_error("webhook %s: HTTP %ld redirects to %s%s: redirects are not "
+		    "followed; fix the webhook's url (retried meanwhile)",
+		    wq->target->name, status, origin != NULL ? origin : "an unknown place",
+		    origin != NULL ? "/..." : "");
+		free(origin);
+		wq->redirect_logged = true;
+	}
+	why = xasprintf("HTTP %ld (a redirect, not followed)", status);
+	queue_failed(wq, what, why, 0);
+	free(why);
+}
+
 void
 webhook_attempt_done(struct webhook_sender *ws, struct attempt *a, CURLcode res)
 {
@@ -408,33 +488,46 @@ webhook_attempt_done(struct webhook_sender *ws, struct attempt *a, CURLcode res)
 	struct wh_target *t = wq->target;
 	curl_off_t retry_after = 0;
 	long status = 0;
-	char *what, *why, *text, *error = NULL;
+	char *what, *why, *text, *location = NULL, *error = NULL;
 
 	curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(a->easy, CURLINFO_RETRY_AFTER, &retry_after);
+	if (status >= 300 && status <= 399 &&
+	    curl_easy_getinfo(a->easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
+	    location != NULL)
+		location = xstrdup(location);
 	curl_multi_remove_handle(ws->multi, a->easy);
 	wq->attempt = NULL;
 	wq->state = WQ_IDLE;
 	ws->inflight--;
 	what = xasprintf("event %s", a->id);
-	if (res != CURLE_OK) {
-		queue_failed(wq, what, a->errbuf[0] != '\0' ? a->errbuf :
-		    curl_easy_strerror(res), 0);
-	} else if (status >= 200 && status <= 299) {
+	if (status >= 200 && status <= 299) {
+		/* Delivered once a 2xx status line came, whatever happened to
+		 * the rest of the answer (cut off, too slow, not read: see
+		 * webhook_http.c's write_cb): a retry would deliver it twice. */
 		t->delivered++;
-		wq->failures = 0;
-		log_debug("webhook %s: %s: delivered (HTTP %ld, %llu ms)",
+		queue_streak_end(wq);
+		log_debug("webhook %s: %s: delivered (HTTP %ld, %llu ms)%s%s",
 		    t->name, what, status,
-		    (unsigned long long)(monotonic_ms() - a->started_ms));
+		    (unsigned long long)(monotonic_ms() - a->started_ms),
+		    res != CURLE_OK ? "; the rest of the answer was not read: " : "",
+		    res != CURLE_OK ? curl_easy_strerror(res) : "");
 		if (outbox_remove(wq->q, a->key, &error) < 0) {
 			log_error("webhook %s: %s: %s", t->name, what, error);
 			free(error);
 		}
+	} else if (res != CURLE_OK) {
+		queue_failed(wq, what, a->errbuf[0] != '\0' ? a->errbuf :
+		    curl_easy_strerror(res), 0);
+	} else if (status >= 300 && status <= 399) {
+		queue_redirected(wq, what, status, location);
 	} else if (status == 408 || status == 429 ||
 	    (status >= 500 && status <= 599) || status == 0) {
+		/* A Retry-After beyond the cap waits the cap. */
+		if (retry_after > (curl_off_t)ws->backoff_max)
+			retry_after = (curl_off_t)ws->backoff_max;
 		why = xasprintf("HTTP %ld", status);
-		queue_failed(wq, what, why,
-		    retry_after > 0 && retry_after < 1000000 ? (long)retry_after : 0);
+		queue_failed(wq, what, why, retry_after > 0 ? (long)retry_after : 0);
 		free(why);
 	} else {
 		/* The response's first bytes go to the .reason file (outbox_bury
@@ -446,6 +539,7 @@ webhook_attempt_done(struct webhook_sender *ws, struct attempt *a, CURLcode res)
 		free(why);
 	}
 	free(what);
+	free(location);
 	webhook_http_attempt_free(a);
 	if (queue_may_start(wq))
 		queue_start(wq);
@@ -549,19 +643,29 @@ webhook_sender_set_config(struct webhook_sender *ws, const struct config *config
 
 	ws->backoff_max = config->webhook_backoff_max > 0 ?
 	    config->webhook_backoff_max : WEBHOOK_BACKOFF_MAX_DEFAULT;
-	for (i = 0; i < ws->ntargets; i++)
+	for (i = 0; i < ws->ntargets; i++) {
 		ws->targets[i]->configured = false;
-	for (i = 0; i < config->nwebhooks; i++)
-		target_configure(target_get(ws, config->webhooks[i].name),
-		    &config->webhooks[i]);
+		ws->targets[i]->changed = false;
+	}
+	for (i = 0; i < config->nwebhooks; i++) {
+		struct wh_target *t = target_get(ws, config->webhooks[i].name);
+
+		t->changed = target_configure(t, &config->webhooks[i]);
+	}
 	for (i = 0; i < ws->ntargets; i++) {
 		if (!ws->targets[i]->configured)
 			target_clear_settings(ws->targets[i]);
 	}
+	/* A queue waiting for a webhook no longer configured stops waiting; one
+	 * whose webhook's settings changed (a url fixed) starts afresh: its
+	 * back-off was about the old settings. */
 	for (i = 0; i < ws->nqueues; i++) {
 		struct wh_queue *wq = ws->queues[i];
 
-		if (!wq->target->configured && wq->state == WQ_WAITING) {
+		if (wq->target->changed)
+			queue_streak_end(wq);
+		if ((!wq->target->configured || wq->target->changed) &&
+		    wq->state == WQ_WAITING) {
 			evtimer_del(wq->retry_ev);
 			wq->state = WQ_IDLE;
 		}

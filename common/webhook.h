@@ -8,10 +8,14 @@
  * keeps connections alive and reuses them.
  *
  * Outcome of an attempt:
- *   2xx                                    the event is removed
+ *   2xx (whatever happens to the rest      the event is removed
+ *     of the answer)
  *   408, 429, 5xx, time-out, any transport  the queue waits, then retries
  *     error (connect, DNS, TLS...)          the same event
- *   anything else (other 4xx, 3xx, 1xx)    the event goes to dead letters
+ *   3xx                                    the same, redirects are never
+ *                                          followed; an error is logged
+ *                                          once per run of failures
+ *   anything else (other 4xx, 1xx)         the event goes to dead letters
  *                                          (see outbox_bury) and the queue
  *                                          goes on with the next one
  * A queued event that cannot be read or holds no "id" goes to dead letters.
@@ -22,7 +26,9 @@
  * (0.75 cap .. cap), so queues that fail together spread out. Never less
  * than 1 s. A Retry-After (seconds or HTTP-date) replaces this computation,
  * capped the same way. cap = config->webhook_backoff_max seconds (0 means
- * WEBHOOK_BACKOFF_MAX_DEFAULT). A success or a dead letter resets n.
+ * WEBHOOK_BACKOFF_MAX_DEFAULT). A success or a dead letter resets n, and so
+ * does a reload that changes the webhook's settings (its waiting queues
+ * retry at once).
  *
  * Request: POST url; Content-Type: application/json; User-Agent:
  * imaphook/<version>; webhook-id (the body's "id"); webhook-timestamp (Unix
@@ -31,10 +37,11 @@
  * header, which are dropped with a warning); no "Expect: 100-continue". No
  * redirects are followed; the webhook's timeout bounds the whole attempt.
  * The response body is discarded but for its first WEBHOOK_REASON_BODY
- * bytes, kept for a dead letter's reason.
+ * bytes, kept for a dead letter's reason; after a 2xx no more is read.
  *
  * Logs: a warning per failed attempt, an error per dead letter, debug per
- * delivery. URLs, secrets and bodies are never logged.
+ * delivery. URLs (but for the scheme, host and port a 3xx points to),
+ * secrets and bodies are never logged.
  */
 #ifndef IMAPHOOK_WEBHOOK_H
 #define IMAPHOOK_WEBHOOK_H
@@ -74,7 +81,9 @@ struct webhook_sender *webhook_sender_new(struct event_base *base,
 /*
  * Applies the webhooks and webhook_backoff_max of config. Everything needed
  * is copied: config may be freed afterwards. Requests in flight finish with
- * the settings they started with. Queues of a webhook no longer configured
+ * the settings they started with. The queues of a webhook whose url,
+ * secret, headers or timeout changed forget their failures and retry at
+ * once. Queues of a webhook no longer configured
  * stay on disk and are not delivered (logged once per webhook); the same
  * webhook configured again resumes them.
  */

@@ -64,11 +64,16 @@ webhook_signature(const unsigned char *key, size_t keylen, const char *id,
 
 /* --- requests --- */
 
+/* Keeps the answer's first WEBHOOK_REASON_BODY bytes (for a dead letter's
+ * reason). After a 2xx nothing more is read once they are kept: the short
+ * count aborts the transfer (CURLE_WRITE_ERROR), and the event counts as
+ * delivered all the same (webhook_attempt_done). */
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct attempt *a = arg;
 	size_t n = size * nmemb, room = WEBHOOK_REASON_BODY - a->resp_len;
+	long status = 0;
 
 	if (room > 0) {
 		if (room > n)
@@ -77,6 +82,10 @@ write_cb(char *data, size_t size, size_t nmemb, void *arg)
 		a->resp_len += room;
 		a->resp[a->resp_len] = '\0';
 	}
+	if (a->resp_len == WEBHOOK_REASON_BODY && n > 0 &&
+	    curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+	    status >= 200 && status <= 299)
+		return 0;
 	return n;
 }
 

@@ -27,6 +27,7 @@ struct wh_target {
 	unsigned timeout;       /* seconds */
 	bool configured;
 	bool warned;            /* "not configured" logged */
+	bool changed;           /* by the last webhook_sender_set_config */
 	uint64_t delivered;
 	uint64_t retried;
 	uint64_t dead;
@@ -48,6 +49,7 @@ struct wh_queue {
 	struct wh_target *target;
 	enum wq_state state;
 	unsigned failures;      /* consecutive */
+	bool redirect_logged;   /* the 3xx error logged in this run of failures */
 	struct event *retry_ev;
 	struct attempt *attempt;
 	CURL *easy;             /* the last request's handle, for the next */

@@ -213,6 +213,16 @@ class OAuth2Test(unittest.TestCase):
         self.assertIn("refresh token revoked", r.stderr)     # its stderr is logged
         self.assertNotIn("never-printed", r.stderr)          # its stdout never
 
+    def test_stderr_of_a_success_is_not_logged(self):
+        # a helper run with "set -x" or "curl -v" writes the token to its
+        # stderr: that is logged only when the command fails
+        tok = self.token("chatty")
+        cmd = TokenCommand(self.dir, [tok], stderr="+ printf %s " + tok)
+        r = harness.run_cli(self.config(cmd), "test-connection")
+        self.assertEqual(r.rc, 0, r.describe())
+        self.assertNotIn(tok, r.stderr)
+        self.assertNotIn("printf", r.stderr)
+
     def test_silent_command_is_77(self):
         cmd = TokenCommand(self.dir, [""])
         r = harness.run_cli(self.config(cmd), "test-connection")

@@ -17,6 +17,8 @@
 #include "fake_imap.h"
 #include "imap_pool.h"
 #include "log.h"
+#include "oauth2.h"
+#include "tmpdir.h"
 #include "util.h"
 
 static struct event_base *base;
@@ -631,6 +633,71 @@ START_TEST(test_sync_connect_failure)
 }
 END_TEST
 
+/* The server's side of an XOAUTH2 log-in with token: refused (NO) or
+ * accepted (OK). The client's next tag is A2. */
+static void
+fake_xoauth2(struct fake_peer *p, const char *token, bool ok)
+{
+	char *ir = oauth2_xoauth2_response("me", token);
+	char *line = xasprintf("A1 AUTHENTICATE XOAUTH2 %s\r\n", ir);
+
+	fake_send(p, "* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2 SASL-IR] hi\r\n");
+	fake_expect(p, line);
+	fake_send(p, ok ? "A1 OK [CAPABILITY IMAP4rev1] logged in\r\n" :
+	    "A1 NO [AUTHENTICATIONFAILED] Invalid credentials\r\n");
+	free(line);
+	free(ir);
+}
+
+/*
+ * Fixed bug (imap_pool.c pool_ready_cb): two connections refused with
+ * the same expired token: the first refusal fetched a new token, the
+ * second found none (or the new one) and failed every waiter with an
+ * authentication error, the new token never tried.
+ */
+START_TEST(test_token_refused_twice_at_once)
+{
+	char *script, *runs, *data;
+	char *argv[4] = { (char *)"/bin/sh", (char *)"-c", NULL, NULL };
+	struct lease_res a, b;
+	size_t len;
+
+	tmpdir_make();
+	/* tok1, then (a little later) tok2 */
+	runs = xasprintf("%s/runs", tmpdir);
+	script = xasprintf("n=$(cat %s 2>/dev/null || echo 0); echo $((n + 1)) > %s; "
+	    "if [ $n -eq 0 ]; then echo tok1; else sleep 0.3; echo tok2; fi", runs, runs);
+	argv[2] = script;
+	cfg.auth = CFG_AUTH_XOAUTH2;
+	cfg.password = NULL;
+	cfg.oauth2_token_command = argv;
+	new_pool(60, 900);
+	lease(&a);
+	lease(&b);
+	/* both refuse tok1 */
+	fake_xoauth2(fake_peer(&srv, 0), "tok1", false);
+	fake_xoauth2(fake_peer(&srv, 1), "tok1", false);
+	/* the waiters wait for a new token, tried by both */
+	FAKE_WAIT(&srv, srv.npeers > 2 || a.calls + b.calls > 0);
+	ck_assert_msg(a.calls + b.calls == 0, "a waiter failed: %s%s", a.err.msg, b.err.msg);
+	fake_xoauth2(fake_peer(&srv, 2), "tok2", true);
+	fake_xoauth2(fake_peer(&srv, 3), "tok2", true);
+	FAKE_WAIT(&srv, a.calls == 1 && b.calls == 1);
+	ck_assert_msg(a.conn != NULL, "%s", a.err.msg);
+	ck_assert_msg(b.conn != NULL, "%s", b.err.msg);
+	ck_assert_uint_eq(stats().failures, 0);
+	ck_assert_int_eq(read_file(runs, 64, &data, &len), 0);
+	ck_assert_str_eq(data, "2\n");
+	free(data);
+	free(runs);
+	release(a.conn, true);
+	release(b.conn, true);
+	imap_pool_free(&pool);
+	tmpdir_remove();
+	free(script);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -655,6 +722,7 @@ main(void)
 	tcase_add_test(tc, test_free_with_waiters);
 	tcase_add_test(tc, test_release_sends_logout);
 	tcase_add_test(tc, test_sync_connect_failure);
+	tcase_add_test(tc, test_token_refused_twice_at_once);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

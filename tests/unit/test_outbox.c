@@ -12,25 +12,20 @@
 
 #include "log.h"
 #include "outbox.h"
+#include "tmpdir.h"
 #include "util.h"
-
-static char tmpdir[] = "/tmp/test_outbox.XXXXXX";
 
 static void
 setup(void)
 {
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tmpdir_make();
 	log_set_level(LOG_LEVEL_ERROR);
 }
 
 static void
 teardown(void)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-
-	ck_assert_int_eq(system(cmd), 0);
-	free(cmd);
-	memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+	tmpdir_remove();
 }
 
 /* Whether tmpdir/rel exists. */
@@ -749,6 +744,59 @@ START_TEST(test_legacy_and_damaged_files)
 }
 END_TEST
 
+/*
+ * Fixed bug (outbox_seg.c outbox_seg_copy): any failure to read a body
+ * while burying it (EMFILE here, EIO) counted as "unreadable": the dead
+ * letter got its reason and no body, the record was marked done, and the
+ * next start removed the segment. Now the event stays queued.
+ */
+START_TEST(test_bury_transient_read_error)
+{
+	struct outbox *ob;
+	struct outbox_queue *q;
+	char *error = NULL, *path = NULL, *data;
+	struct rlimit old, rl;
+	uint64_t key;
+	size_t len;
+	int lowest;
+
+	ob = outbox_open(tmpdir, &error);
+	ck_assert_ptr_nonnull(ob);
+	put(ob, "crm", "t", 1, 1);
+	sync_commit(ob);
+	q = find_queue(ob, "crm", "t");
+	ck_assert(outbox_queue_head(q, &key));
+	outbox_queue_close(q);
+	/* One descriptor left: the dead letter's file gets it, opening the
+	 * segment to read the body fails with EMFILE. */
+	lowest = dup(STDIN_FILENO);
+	ck_assert_int_ge(lowest, 0);
+	close(lowest);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	rl = old;
+	rl.rlim_cur = (rlim_t)lowest + 1;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_eq(outbox_bury(ob, q, key, "HTTP 410", &path, &error), -1);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ck_assert_ptr_null(path);
+	ck_assert_msg(strstr(error, "Too many open files") != NULL, "%s", error);
+	free(error);
+	error = NULL;
+	/* still queued, pending on disk, nothing in dead letters */
+	ck_assert_uint_eq(outbox_queue_depth(q), 1);
+	ck_assert_int_eq(file_byte("outbox/crm/t/0000000000000001.seg", 0), 'P');
+	ck_assert_int_eq(count_files("dead", "crm", "t"), 0);
+	/* once it passes, the dead letter has the body */
+	ck_assert_int_eq(outbox_bury(ob, q, key, "HTTP 410", &path, &error), 0);
+	ck_assert_int_eq(read_file(path, 4096, &data, &len), 0);
+	ck_assert_str_eq(data, "{\"id\":\"t:1:1\",\"webhook\":\"crm\"}");
+	free(data);
+	free(path);
+	ck_assert_uint_eq(outbox_queue_depth(q), 0);
+	outbox_free(&ob);
+}
+END_TEST
+
 /* A key written again into a newer segment, delivered from there (that
  * segment goes with it) while the older one lives on for other events: a
  * restart must not find the older copy pending, even after a clean stop. */
@@ -884,6 +932,7 @@ outbox_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_key_name);
+	tcase_add_test(tc, test_bury_transient_read_error);
 	tcase_add_test(tc, test_put_sync_commit);
 	tcase_add_test(tc, test_order_across_epochs);
 	tcase_add_test(tc, test_idempotent_put);

@@ -12,25 +12,20 @@
 
 #include "log.h"
 #include "state.h"
+#include "tmpdir.h"
 #include "util.h"
-
-static char tmpdir[] = "/tmp/test_state.XXXXXX";
 
 static void
 setup(void)
 {
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tmpdir_make();
 	log_set_level(LOG_LEVEL_ERROR);
 }
 
 static void
 teardown(void)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-
-	ck_assert_int_eq(system(cmd), 0);
-	free(cmd);
-	memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+	tmpdir_remove();
 }
 
 static void

@@ -20,25 +20,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "util.h"
-
-static char tmpdir[] = "/tmp/test_util.XXXXXX";
 
 static void
 setup(void)
 {
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tmpdir_make();
 	umask(022);
 }
 
 static void
 teardown(void)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-
-	ck_assert_int_eq(system(cmd), 0);
-	free(cmd);
-	memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+	tmpdir_remove();
 }
 
 /* tmpdir/name (caller frees) */

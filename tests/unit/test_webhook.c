@@ -16,14 +16,18 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "log.h"
+#include "log_capture.h"
 #include "outbox.h"
+#include "tmpdir.h"
 #include "util.h"
 #include "webhook.h"
 
@@ -37,6 +41,7 @@ struct action {
 	const char *retry_after;
 	const char *body;
 	unsigned delay_ms;
+	const char *location;
 };
 
 struct script {
@@ -84,7 +89,6 @@ static struct {
 	int max_per_trig;
 } rx;
 
-static char tmpdir[] = "/tmp/test_webhook.XXXXXX";
 static struct event_base *base;
 static struct outbox *ob;
 static struct webhook_sender *ws;
@@ -110,6 +114,9 @@ send_answer(struct evhttp_request *req, const struct action *act, char trig)
 	if (act->retry_after != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Retry-After", act->retry_after);
+	if (act->location != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Location", act->location);
 	if (act->body != NULL) {
 		buf = evbuffer_new();
 		evbuffer_add(buf, act->body, strlen(act->body));
@@ -211,6 +218,113 @@ script(const char *path, const struct action *acts, size_t n)
 	rx.nscripts++;
 }
 
+/*
+ * A raw receiver, for answers evhttp cannot give: every request (headers
+ * and Content-Length body read) gets the bytes of raw.answer, then the
+ * connection is closed (raw.close) or held open until the test ends.
+ */
+#define RAW_MAX_CONNS 8
+
+static struct {
+	struct evconnlistener *lis;
+	uint16_t port;
+	const char *answer;
+	bool close;
+	int requests;
+	struct bufferevent *held[RAW_MAX_CONNS];
+	size_t nheld;
+} raw;
+
+static void
+raw_written_cb(struct bufferevent *bev, void *arg ATTR_UNUSED)
+{
+	size_t i;
+
+	for (i = 0; i < raw.nheld; i++) {
+		if (raw.held[i] == bev)
+			raw.held[i] = NULL;
+	}
+	bufferevent_free(bev);
+}
+
+static void
+raw_read_cb(struct bufferevent *bev, void *arg ATTR_UNUSED)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	size_t hlen, blen = 0;
+	char *head, *cl;
+
+	if (end.pos < 0)
+		return;
+	hlen = (size_t)end.pos + 4;
+	head = xstrndup((const char *)evbuffer_pullup(in, (ssize_t)hlen), hlen);
+	cl = strcasestr(head, "\r\nContent-Length:");
+	if (cl != NULL)
+		blen = strtoul(cl + 17, NULL, 10);
+	free(head);
+	if (evbuffer_get_length(in) < hlen + blen)
+		return;
+	evbuffer_drain(in, hlen + blen);
+	raw.requests++;
+	bufferevent_write(bev, raw.answer, strlen(raw.answer));
+	if (raw.close)
+		bufferevent_setcb(bev, NULL, raw_written_cb, NULL, NULL);
+}
+
+static void
+raw_event_cb(struct bufferevent *bev ATTR_UNUSED, short what ATTR_UNUSED,
+    void *arg ATTR_UNUSED)
+{
+}
+
+static void
+raw_accept_cb(struct evconnlistener *lis ATTR_UNUSED, evutil_socket_t fd,
+    struct sockaddr *sa ATTR_UNUSED, int salen ATTR_UNUSED, void *arg ATTR_UNUSED)
+{
+	struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+
+	ck_assert_ptr_nonnull(bev);
+	ck_assert_uint_lt(raw.nheld, RAW_MAX_CONNS);
+	raw.held[raw.nheld++] = bev;
+	bufferevent_setcb(bev, raw_read_cb, NULL, raw_event_cb, NULL);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void
+raw_start(void)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	raw.lis = evconnlistener_new_bind(base, raw_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8, (struct sockaddr *)&sin,
+	    sizeof(sin));
+	ck_assert_ptr_nonnull(raw.lis);
+	ck_assert_int_eq(getsockname(evconnlistener_get_fd(raw.lis),
+	    (struct sockaddr *)&sin, &sl), 0);
+	raw.port = ntohs(sin.sin_port);
+}
+
+/* Frees the listener and the connections still open. */
+static void
+raw_stop(void)
+{
+	size_t i;
+
+	if (raw.lis == NULL)
+		return;
+	for (i = 0; i < raw.nheld; i++) {
+		if (raw.held[i] != NULL)
+			bufferevent_free(raw.held[i]);
+	}
+	evconnlistener_free(raw.lis);
+	memset(&raw, 0, sizeof(raw));
+}
+
 /* --- fixture --- */
 
 static void
@@ -239,8 +353,9 @@ setup(void)
 	char *error = NULL;
 
 	log_set_level(LOG_LEVEL_ERROR);
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tmpdir_make();
 	memset(&rx, 0, sizeof(rx));
+	memset(&raw, 0, sizeof(raw));
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
 	rx.http = evhttp_new(base);
@@ -265,11 +380,11 @@ setup(void)
 static void
 teardown(void)
 {
-	char *cmd;
 	size_t i;
 
 	webhook_sender_free(&ws);
 	outbox_free(&ob);
+	raw_stop();
 	evhttp_free(rx.http);
 	event_base_free(base);
 	base = NULL;
@@ -294,10 +409,7 @@ teardown(void)
 	memset(whs, 0, sizeof(whs));
 	free(extra_headers[0]);
 	free(extra_headers[1]);
-	cmd = xasprintf("rm -rf '%s'", tmpdir);
-	ck_assert_int_eq(system(cmd), 0);
-	free(cmd);
-	memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+	tmpdir_remove();
 }
 
 /* Queues an event whose id is "<trigger>:1:<uid>"; returns the body. */
@@ -354,6 +466,17 @@ stats(const char *webhook)
 
 	ck_assert(webhook_sender_stats(ws, webhook, &st));
 	return st;
+}
+
+/* The counters of webhook are these. */
+static void
+assert_counts(const char *webhook, uint64_t delivered, uint64_t retried, uint64_t dead)
+{
+	struct webhook_stats st = stats(webhook);
+
+	ck_assert_uint_eq(st.delivered, delivered);
+	ck_assert_uint_eq(st.retried, retried);
+	ck_assert_uint_eq(st.dead, dead);
 }
 
 static bool
@@ -592,33 +715,56 @@ START_TEST(test_backoff)
 }
 END_TEST
 
-START_TEST(test_retry_after)
+/*
+ * One event for crm, whose first answer is crm_status with Retry-After
+ * crm_ra, and one for ops, whose first answer is ops_status with a
+ * Retry-After HTTP-date ops_ahead seconds ahead; then 200 for both. Runs
+ * the sender (webhook_backoff_max = cap) until both are delivered, each
+ * retried once. Returns what was logged at warn level (caller frees).
+ */
+static char *
+retry_after_run(int crm_status, const char *crm_ra, int ops_status, time_t ops_ahead,
+    unsigned cap)
 {
-	static const struct action acts[] = {
-		{ 429, "2", NULL, 0 }, { 200, NULL, NULL, 0 },
-	};
-	struct action date_acts[2] = { { 503, NULL, NULL, 0 }, { 200, NULL, NULL, 0 } };
-	char date[64], *b1, *b2;
+	static struct action crm_acts[2], ops_acts[2];
+	static char date[64];
+	time_t later = time(NULL) + ops_ahead;
 	struct tm tm;
-	time_t later = time(NULL) + 30;
-	uint64_t d;
+	char *log;
 
-	/* HTTP-date 30 s ahead, capped to webhook_backoff_max = 2 s. */
 	gmtime_r(&later, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	date_acts[0].retry_after = date;
-	script("/crm", acts, N_ELEMENTS(acts));
-	script("/ops", date_acts, N_ELEMENTS(date_acts));
+	memset(crm_acts, 0, sizeof(crm_acts));
+	memset(ops_acts, 0, sizeof(ops_acts));
+	crm_acts[0].status = crm_status;
+	crm_acts[0].retry_after = crm_ra;
+	ops_acts[0].status = ops_status;
+	ops_acts[0].retry_after = date;
+	crm_acts[1].status = ops_acts[1].status = 200;
+	script("/crm", crm_acts, N_ELEMENTS(crm_acts));
+	script("/ops", ops_acts, N_ELEMENTS(ops_acts));
 	set_webhook(1, "ops", "/ops", rx.port, NULL, 10);
-	cfg.webhook_backoff_max = 2;
-	b1 = queue_event("crm", "t", 1);
-	b2 = queue_event("ops", "u", 1);
+	cfg.webhook_backoff_max = cap;
+	free(queue_event("crm", "t", 1));
+	free(queue_event("ops", "u", 1));
 	commit();
+	log_capture_start(LOG_LEVEL_WARN);
 	ws = webhook_sender_new(base, ob, &cfg);
-	ck_assert(run_until(outbox_empty, 6000));
+	ck_assert(run_until(outbox_empty, (cap + 3) * 1000));
+	log = log_capture_end();
 	ck_assert_uint_eq(rx.nrecs, 4);
 	ck_assert_uint_eq(stats("crm").retried, 1);
 	ck_assert_uint_eq(stats("ops").retried, 1);
+	return log;
+}
+
+START_TEST(test_retry_after)
+{
+	/* Retry-After: 2, and an HTTP-date 30 s ahead capped to
+	 * webhook_backoff_max = 2 s */
+	char *log = retry_after_run(429, "2", 503, 30, 2);
+	uint64_t d;
+
 	/* Without Retry-After the first retry would come after 1 s. */
 	{
 		uint64_t first[2] = { 0, 0 }, second[2] = { 0, 0 };
@@ -639,8 +785,9 @@ START_TEST(test_retry_after)
 		ck_assert_msg(d >= 1950 && d < 3000, "capped HTTP-date waited %llu ms",
 		    (unsigned long long)d);
 	}
-	free(b1);
-	free(b2);
+	ck_assert_msg(log_count(log, "HTTP 429, retry in 2 s") == 1, "%s", log);
+	ck_assert_msg(log_count(log, "HTTP 503, retry in 2 s") == 1, "%s", log);
+	free(log);
 }
 END_TEST
 
@@ -805,9 +952,14 @@ START_TEST(test_refused_then_reload)
 	ck_assert_uint_eq(rx.nrecs, 0);
 	ck_assert_uint_eq(outbox_depth(ob, "crm", "t"), 1);
 	ck_assert(queued_on_disk("crm", "t", 1));
-	/* Reload with the right URL: the waiting queue picks it up. */
+	/* A reload with the same settings: the queue keeps waiting. */
+	webhook_sender_set_config(ws, &cfg);
+	ck_assert_uint_eq(stats("crm").in_flight, 0);
+	/* Reload with the right URL: the waiting queue tries again at once,
+	 * its back-off (for the old URL) forgotten. */
 	set_webhook(0, "crm", "/crm", rx.port, NULL, 10);
 	webhook_sender_set_config(ws, &cfg);
+	ck_assert_uint_eq(stats("crm").in_flight, 1);
 	ck_assert(run_until(outbox_empty, 6000));
 	ck_assert_uint_eq(rx.nrecs, 1);
 	ck_assert_str_eq(rx.recs[0].body, b1);
@@ -964,6 +1116,115 @@ START_TEST(test_free_in_flight)
 }
 END_TEST
 
+/*
+ * Fixed bug (webhook.c webhook_attempt_done): a 2xx whose answer then
+ * failed (cut off, or its body too slow) counted as a transport error and
+ * was retried: the receiver got the event twice. Also, after a 2xx
+ * nothing beyond the kept WEBHOOK_REASON_BODY bytes is read: a long or
+ * endless answer does not hold the queue until the time-out.
+ */
+START_TEST(test_2xx_then_transport_error)
+{
+	static char long_answer[512];
+	static const struct {
+		const char *answer;
+		bool close;
+		unsigned timeout;
+	} cases[] = {
+		/* cut off after 2 of 1000 bytes */
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nok", true, 10 },
+		/* the rest never comes: the 1 s time-out ends the attempt */
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nok", false, 1 },
+		/* 300 bytes, the rest never comes: not waited for (time-out 30 s) */
+		{ long_answer, false, 30 },
+	};
+	size_t i, n;
+	char *b;
+
+	n = (size_t)snprintf(long_answer, sizeof(long_answer),
+	    "HTTP/1.1 202 Accepted\r\nContent-Length: 100000\r\n\r\n");
+	memset(long_answer + n, 'x', 300);
+	long_answer[n + 300] = '\0';
+	raw_start();
+	ws = webhook_sender_new(base, ob, &cfg);
+	for (i = 0; i < N_ELEMENTS(cases); i++) {
+		raw.answer = cases[i].answer;
+		raw.close = cases[i].close;
+		set_webhook(0, "crm", "/crm", raw.port, NULL, cases[i].timeout);
+		webhook_sender_set_config(ws, &cfg);
+		b = queue_event("crm", "t", (uint32_t)i + 1);
+		commit();
+		webhook_sender_kick(ws);
+		ck_assert_msg(run_until(crm_delivered, 5000), "case %zu", i);
+		/* longer than the 1 s back-off: no second request */
+		run_for(1300);
+		ck_assert_int_eq(raw.requests, (int)i + 1);
+		assert_counts("crm", i + 1, 0, 0);
+		ck_assert(!queued_on_disk("crm", "t", (uint32_t)i + 1));
+		free(b);
+	}
+}
+END_TEST
+
+/*
+ * Fixed bug (webhook.c webhook_attempt_done): a 3xx went to dead letters
+ * at once and the queue went on: one http -> https redirect buried the
+ * whole backlog in seconds. It is retried (never followed), with one error
+ * per run of failures that names where it points, but not its path.
+ */
+START_TEST(test_redirect_retried)
+{
+	static const struct action acts[] = {
+		{ 301, NULL, NULL, 0, "https://hooks.example.com/s3cr3t-path?token=abc" },
+		{ 308, NULL, NULL, 0, "https://hooks.example.com/s3cr3t-path?token=abc" },
+		{ 200, NULL, NULL, 0, NULL },
+	};
+	char *b1, *b2, *log;
+
+	script("/crm", acts, N_ELEMENTS(acts));
+	cfg.webhook_backoff_max = 1;
+	b1 = queue_event("crm", "t", 1);
+	b2 = queue_event("crm", "t", 2);
+	commit();
+	log_capture_start(LOG_LEVEL_ERROR);
+	ws = webhook_sender_new(base, ob, &cfg);
+	ck_assert(run_until(outbox_empty, 8000));
+	log = log_capture_end();
+	ck_assert_uint_eq(rx.nrecs, 4);
+	ck_assert_str_eq(rx.recs[2].id, "t:1:1");
+	ck_assert_str_eq(rx.recs[3].id, "t:1:2");
+	assert_counts("crm", 2, 2, 0);
+	ck_assert(!file_exists(event_path("dead", "crm", "t", 1, "json")));
+	ck_assert(!file_exists(event_path("dead", "crm", "t", 1, "reason")));
+	ck_assert_msg(log_count(log, "redirects are not followed") == 1, "%s", log);
+	ck_assert_msg(strstr(log, "HTTP 301 redirects to https://hooks.example.com/...") !=
+	    NULL, "%s", log);
+	ck_assert_ptr_null(strstr(log, "s3cr3t-path"));
+	ck_assert_ptr_null(strstr(log, "token=abc"));
+	free(log);
+	free(b1);
+	free(b2);
+}
+END_TEST
+
+/*
+ * Fixed bug (webhook.c webhook_attempt_done): a Retry-After of 10^6 s or
+ * more (or an HTTP-date that far ahead) was ignored, and the retry came
+ * after the 1 s back-off instead of webhook_backoff_max.
+ */
+START_TEST(test_retry_after_capped)
+{
+	/* 99999999 s, and an HTTP-date 30 days ahead: both wait the cap */
+	char *log = retry_after_run(503, "99999999", 429, 30 * 86400, 3);
+
+	/* the delay each retry waited, as logged */
+	ck_assert_msg(log_count(log, "HTTP 503, retry in 3 s") == 1, "%s", log);
+	ck_assert_msg(log_count(log, "HTTP 429, retry in 3 s") == 1, "%s", log);
+	ck_assert_int_eq(log_count(log, "retry in"), 2);
+	free(log);
+}
+END_TEST
+
 static Suite *
 webhook_suite(void)
 {
@@ -986,6 +1247,9 @@ webhook_suite(void)
 	tcase_add_test(tc, test_once_mode);
 	tcase_add_test(tc, test_drain_waits_for_in_flight);
 	tcase_add_test(tc, test_free_in_flight);
+	tcase_add_test(tc, test_2xx_then_transport_error);
+	tcase_add_test(tc, test_redirect_retried);
+	tcase_add_test(tc, test_retry_after_capped);
 	suite_add_tcase(s, tc);
 	return s;
 }
