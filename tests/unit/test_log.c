@@ -6,50 +6,16 @@
  * whole line was lost.
  */
 #include <check.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "log.h"
+#include "log_capture.h"
 #include "util.h"
 
 #define FFFD "\xef\xbf\xbd"
-
-static char path[] = "/tmp/test_log.XXXXXX";
-static int saved_stderr = -1;
-
-/* Sends stderr to a file of our own until captured() reads it back. */
-static void
-capture(void)
-{
-	int fd = mkstemp(path);
-
-	ck_assert_int_ge(fd, 0);
-	fflush(stderr);
-	saved_stderr = dup(STDERR_FILENO);
-	ck_assert_int_ge(saved_stderr, 0);
-	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	close(fd);
-}
-
-/* What was logged since capture(); stderr is restored. The caller frees. */
-static char *
-captured(void)
-{
-	char *data;
-	size_t len;
-
-	fflush(stderr);
-	ck_assert_int_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
-	close(saved_stderr);
-	ck_assert_int_eq(read_file(path, 65536, &data, &len), 0);
-	unlink(path);
-	strcpy(path, "/tmp/test_log.XXXXXX");
-	return data;
-}
 
 START_TEST(test_json_line_for_any_bytes)
 {
@@ -57,12 +23,11 @@ START_TEST(test_json_line_for_any_bytes)
 	char *out, *nl;
 
 	log_init("imaphookd");
-	log_set_level(LOG_LEVEL_INFO);
 	log_set_format(LOG_FORMAT_JSON);
-	capture();
+	log_capture_start(LOG_LEVEL_INFO);
 	log_msg(LOG_LEVEL_WARN, "trigger t: poll failed: STATUS: NO Ung\xfcltig \xe2\x82");
 	log_msg(LOG_LEVEL_DEBUG, "not shown");
-	out = captured();
+	out = log_capture_end();
 	log_set_format(LOG_FORMAT_TEXT);
 
 	nl = strchr(out, '\n');
@@ -85,11 +50,10 @@ START_TEST(test_text_one_line)
 	char *out;
 
 	log_init("imaphook");
-	log_set_level(LOG_LEVEL_INFO);
 	log_set_format(LOG_FORMAT_TEXT);
-	capture();
+	log_capture_start(LOG_LEVEL_INFO);
 	log_msg(LOG_LEVEL_ERROR, "two\nlines\r\nhere");
-	out = captured();
+	out = log_capture_end();
 	ck_assert_ptr_nonnull(strstr(out, " imaphook error: two lines  here\n"));
 	ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
 	free(out);
