@@ -244,8 +244,8 @@ daemon_reload(struct daemon *d)
 	}
 	free(d->triggers);
 	free(new_pool);
-	/* watchers are rebuilt for the new set of triggers */
-	push_free(&d->push);
+	/* watchers on a connection that changed go with its old pool */
+	push_prune(d->push);
 	/* the old pools go once no trigger holds their connections */
 	for (j = 0; j < n_old_pools; j++)
 		if (old_pools[j].name != NULL)
@@ -271,7 +271,7 @@ daemon_reload(struct daemon *d)
 			trigger_start(ntrig[i], started);
 		}
 	}
-	d->push = push_new(d);
+	push_reload(&d->push, d);
 	webhook_sender_set_config(d->sender, ncfg);
 	api_reload(&d->api, d, ncfg->api);
 	log_info("reloaded: %zu trigger%s kept, %zu started, %zu stopped", kept,

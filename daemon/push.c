@@ -58,6 +58,7 @@ struct watcher {
 struct push_account {
 	struct push *push;
 	char *connection;
+	struct imap_pool *pool;         /* the connection's pool when built */
 	unsigned budget;                /* watcher connections allowed */
 	char **mailboxes;               /* distinct mailboxes of idle triggers */
 	size_t nmailboxes;
@@ -69,7 +70,7 @@ struct push_account {
 
 struct push {
 	struct daemon *d;
-	struct push_account *accts;
+	struct push_account **accts;
 	size_t naccts;
 };
 
@@ -630,20 +631,41 @@ watcher_state(struct watcher *w, enum watcher_state next)
 static struct push_account *
 push_account(struct push *p, const char *connection)
 {
+	struct push_account *a;
 	size_t i;
 
 	for (i = 0; i < p->naccts; i++)
-		if (strcmp(p->accts[i].connection, connection) == 0)
-			return &p->accts[i];
+		if (strcmp(p->accts[i]->connection, connection) == 0)
+			return p->accts[i];
+	a = xcalloc(1, sizeof(*a));
+	a->push = p;
+	a->connection = xstrdup(connection);
+	a->pool = daemon_pool(p->d, connection);
 	p->accts = xreallocarray(p->accts, p->naccts + 1, sizeof(*p->accts));
-	memset(&p->accts[p->naccts], 0, sizeof(p->accts[0]));
-	p->accts[p->naccts].push = p;
-	p->accts[p->naccts].connection = xstrdup(connection);
-	return &p->accts[p->naccts++];
+	p->accts[p->naccts++] = a;
+	return a;
 }
 
-struct push *
-push_new(struct daemon *d)
+static void
+acct_free(struct push_account *a)
+{
+	size_t j;
+
+	for (j = 0; j < a->nwatchers; j++)
+		watcher_free(a->watchers[j]);
+	free(a->watchers);
+	for (j = 0; j < a->nmailboxes; j++)
+		free(a->mailboxes[j]);
+	free(a->mailboxes);
+	imap_namespace_free(&a->ns);
+	free(a->connection);
+	free(a);
+}
+
+/* The accounts of d's idle triggers with their distinct mailboxes, no
+ * watcher started yet; every idle trigger's push label cleared. */
+static struct push *
+push_collect(struct daemon *d)
 {
 	struct push *p = xcalloc(1, sizeof(*p));
 	size_t i, j;
@@ -665,22 +687,134 @@ push_new(struct daemon *d)
 			a->mailboxes[a->nmailboxes++] = xstrdup(trigger_mailbox(t));
 		}
 	}
-	for (i = 0; i < p->naccts; i++) {
-		struct push_account *a = &p->accts[i];
-		const struct cfg_connection *cfg = acct_cfg(a);
+	return p;
+}
 
-		a->budget = cfg != NULL && cfg->max_connections > 1 ? cfg->max_connections - 1 : 0;
-		if (a->budget == 0) {
-			a->method = PUSH_NONE;
-			log_warn("push %s: max_connections = 1 leaves no connection to watch "
-			    "with: idle triggers poll every interval (raise max_connections)",
-			    a->connection);
+/* Starts watching for a: the first connection probes what the server can. */
+static void
+acct_begin(struct push_account *a)
+{
+	const struct cfg_connection *cfg = acct_cfg(a);
+
+	a->budget = cfg != NULL && cfg->max_connections > 1 ? cfg->max_connections - 1 : 0;
+	if (a->budget == 0) {
+		a->method = PUSH_NONE;
+		log_warn("push %s: max_connections = 1 leaves no connection to watch "
+		    "with: idle triggers poll every interval (raise max_connections)",
+		    a->connection);
+		return;
+	}
+	a->method = PUSH_PROBING;
+	watcher_state(watcher_new(a, NULL), W_LEASE);
+}
+
+struct push *
+push_new(struct daemon *d)
+{
+	struct push *p = push_collect(d);
+	size_t i;
+
+	for (i = 0; i < p->naccts; i++)
+		acct_begin(p->accts[i]);
+	return p;
+}
+
+/* Both watch the same set of mailboxes. */
+static bool
+acct_same_mailboxes(const struct push_account *a, const struct push_account *b)
+{
+	size_t i, j;
+
+	if (a->nmailboxes != b->nmailboxes)
+		return false;
+	for (i = 0; i < a->nmailboxes; i++) {
+		for (j = 0; j < b->nmailboxes; j++)
+			if (same_mailbox(a->mailboxes[i], b->mailboxes[j]))
+				break;
+		if (j == b->nmailboxes)
+			return false;
+	}
+	return true;
+}
+
+/* The push labels of a's triggers (restarted or new ones have none) from
+ * what its watchers do now. */
+static void
+acct_relabel(struct push_account *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nwatchers; i++) {
+		struct watcher *w = a->watchers[i];
+
+		if (w->side)
+			continue;
+		if (w->state == W_WATCHING || w->state == W_RESTART)
+			acct_triggers(a, w->mailbox, w->notify ? "notify" : "idle", false);
+		else if (w->state == W_BACKOFF && w->failures > 0)
+			acct_triggers(a, w->mailbox, "poll", false);
+	}
+}
+
+void
+push_prune(struct push *p)
+{
+	size_t i, n = 0;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->naccts; i++) {
+		struct push_account *a = p->accts[i];
+
+		if (a->pool != daemon_pool(p->d, a->connection))
+			acct_free(a);
+		else
+			p->accts[n++] = a;
+	}
+	p->naccts = n;
+}
+
+void
+push_reload(struct push **pp, struct daemon *d)
+{
+	struct push *old = *pp, *p = push_collect(d);
+	size_t i, j, kept = 0;
+
+	for (i = 0; i < p->naccts; i++) {
+		struct push_account *na = p->accts[i], *oa = NULL;
+
+		for (j = 0; old != NULL && j < old->naccts; j++) {
+			if (old->accts[j] != NULL &&
+			    strcmp(old->accts[j]->connection, na->connection) == 0 &&
+			    old->accts[j]->pool == na->pool &&
+			    acct_same_mailboxes(old->accts[j], na)) {
+				oa = old->accts[j];
+				old->accts[j] = NULL;
+				break;
+			}
+		}
+		if (oa == NULL) {
+			acct_begin(na);
 			continue;
 		}
-		a->method = PUSH_PROBING;
-		watcher_state(watcher_new(a, NULL), W_LEASE);
+		/* the same connection watching the same mailboxes: its
+		 * watchers go on, no new log-ins */
+		oa->push = p;
+		p->accts[i] = oa;
+		acct_free(na);
+		acct_relabel(oa);
+		kept++;
 	}
-	return p;
+	if (old != NULL) {
+		for (j = 0; j < old->naccts; j++)
+			if (old->accts[j] != NULL)
+				acct_free(old->accts[j]);
+		old->naccts = 0;
+	}
+	push_free(&old);
+	if (kept > 0)
+		log_debug("push: %zu account%s kept watching", kept, kept == 1 ? "" : "s");
+	*pp = p;
 }
 
 void
@@ -689,7 +823,7 @@ push_refresh(struct push *p, const char *connection, const char *mailbox)
 	size_t i, j;
 
 	for (i = 0; i < p->naccts; i++) {
-		struct push_account *a = &p->accts[i];
+		struct push_account *a = p->accts[i];
 
 		/* IDLE watchers: with PUSH_IDLE, or beside NOTIFY for mailboxes
 		 * outside the personal namespaces */
@@ -709,23 +843,13 @@ void
 push_free(struct push **pp)
 {
 	struct push *p = *pp;
-	size_t i, j;
+	size_t i;
 
 	*pp = NULL;
 	if (p == NULL)
 		return;
-	for (i = 0; i < p->naccts; i++) {
-		struct push_account *a = &p->accts[i];
-
-		for (j = 0; j < a->nwatchers; j++)
-			watcher_free(a->watchers[j]);
-		free(a->watchers);
-		for (j = 0; j < a->nmailboxes; j++)
-			free(a->mailboxes[j]);
-		free(a->mailboxes);
-		imap_namespace_free(&a->ns);
-		free(a->connection);
-	}
+	for (i = 0; i < p->naccts; i++)
+		acct_free(p->accts[i]);
 	free(p->accts);
 	free(p);
 }

@@ -34,6 +34,13 @@ struct push *push_new(struct daemon *d);
 /* The UIDVALIDITY of connection's mailbox changed (deleted and created
  * again): an IDLE watcher on it selects it anew. */
 void push_refresh(struct push *push, const char *connection, const char *mailbox);
+/* Reload, before the old pools go: stops the accounts whose connection has
+ * a new pool (or none). */
+void push_prune(struct push *push);
+/* Reload, once d's new triggers are there: an account on the same pool
+ * watching the same mailboxes goes on as it is (no new log-ins); the
+ * others start over. *push may be NULL. */
+void push_reload(struct push **push, struct daemon *d);
 /* Closes every watcher connection. */
 void push_free(struct push **push);
 

@@ -199,6 +199,28 @@ class PushTest(PushTestBase):
         self.daemon.wait_for_log(r"push main: restart -> setup", since=0)
         self.assertNotRegex("".join(self.daemon.lines[mark:]), r"push main: EXISTS in INBOX")
 
+    def test_sighup_keeps_watching_without_new_logins(self):
+        # a reload that leaves the account and its mailboxes as they were
+        # keeps its watchers (SPEC: unchanged triggers keep their timers)
+        self.start(full, ["INBOX", "Other"])
+        harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "notify"},
+                           timeout=10, what="NOTIFY in force")
+        self.append("INBOX", "before")
+        self.rx.wait_for(1, timeout=10)
+        logins = len(self.daemon_logins())
+        # one trigger changes (its interval): restarted, still pushed
+        self.cfg.trigger("t1")["interval"] = 1800
+        self.cfg.write()
+        mark = self.daemon.mark()
+        self.daemon.hup()
+        self.daemon.wait_for_log(r"reloaded: 1 trigger kept, 1 started, 1 stopped", since=mark)
+        self.assertEqual(self.push_of(), {"t0": "notify", "t1": "notify"})
+        self.append("Other", "after")
+        self.rx.wait_for(2, timeout=10)         # the interval is half an hour
+        self.assertEqual(self.subjects(), ["before", "after"])
+        self.assertEqual(len(self.daemon_logins()), logins, "the reload logged in again")
+        self.assertNotIn("push main: NOTIFY watches", "".join(self.daemon.lines[mark:]))
+
     def test_reconnects_after_the_server_restarts(self):
         self.start(full, ["INBOX", "Other"])
         harness.wait_until(lambda: self.push_of() == {"t0": "notify", "t1": "notify"},
