@@ -1626,7 +1626,10 @@ class TestLimits(ApiTestCase):
         # not hold the message in memory meanwhile
         self.assertLess(fetched, 16 * MiB, "fetched %d of %d bytes for a client that "
                         "read nothing" % (fetched, len(raw)))
-        self.assertLess(grown, 16 * MiB, "imaphookd grew by %d bytes" % grown)
+        if not harness.WRAP:
+            # (under valgrind freed blocks wait in its own queue, as in
+            # ASan's quarantine, and its shadow memory grows with the heap)
+            self.assertLess(grown, 16 * MiB, "imaphookd grew by %d bytes" % grown)
         # the download waits with its connection: then every byte arrives
         self.finish_download(s, got, raw)
         self.assertEqual(self.fetches(), (len(raw) // MiB + 1) * MiB)
