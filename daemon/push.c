@@ -744,15 +744,17 @@ acct_relabel(struct push_account *a)
 {
 	size_t i;
 
+	/* still probing: acct_probed labels them all */
+	if (a->method == PUSH_PROBING || a->method == PUSH_NONE)
+		return;
 	for (i = 0; i < a->nwatchers; i++) {
 		struct watcher *w = a->watchers[i];
 
 		if (w->side)
 			continue;
-		if (w->state == W_WATCHING || w->state == W_RESTART)
-			acct_triggers(a, w->mailbox, w->notify ? "notify" : "idle", false);
-		else if (w->state == W_BACKOFF && w->failures > 0)
-			acct_triggers(a, w->mailbox, "poll", false);
+		/* lost and reconnecting: "poll", as watcher_lost says */
+		acct_triggers(a, w->mailbox, w->failures > 0 ? "poll" :
+		    w->notify ? "notify" : "idle", false);
 	}
 }
 
