@@ -97,11 +97,8 @@ copy_begin(struct action_run *run, bool move)
 		st->fallback = true;
 	}
 	run->step = CP_SELECT;
-	if (action_select(run, action_param_str(run, "mailbox"), !move) < 0)
-		return;
-	/* read-only: safe to pipeline behind the SELECT */
-	if (action_range_needs_max(run))
-		action_send_text(run, "UID FETCH * (UID)");
+	if (action_select(run, action_param_str(run, "mailbox"), !move) == 0)
+		(void)action_ask_max_uid(run);
 }
 
 static void
@@ -218,12 +215,8 @@ copy_step(struct action_run *run, const struct imap_reply *reply)
 		copy_range(run);
 		return;
 	case CP_MAXUID:
-		/* an empty mailbox has no "*": max_uid stays 0 */
-		if (reply->status == IMAP_STATUS_NONE) {
-			action_fail_reply(run, reply, "UID FETCH");
-			return;
-		}
-		copy_range(run);
+		if (action_max_uid_done(run, reply))
+			copy_range(run);
 		return;
 	case CP_SEARCH:
 		if (reply->status != IMAP_STATUS_OK) {

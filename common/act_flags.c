@@ -38,11 +38,8 @@ flags_begin(struct action_run *run, const char *op)
 	st->op = op;
 	st->by_uid = json_object();
 	run->step = FL_SELECT;
-	if (action_select(run, action_param_str(run, "mailbox"), false) < 0)
-		return;
-	/* read-only: safe to pipeline behind the SELECT */
-	if (action_range_needs_max(run))
-		action_send_text(run, "UID FETCH * (UID)");
+	if (action_select(run, action_param_str(run, "mailbox"), false) == 0)
+		(void)action_ask_max_uid(run);
 }
 
 static void
@@ -133,12 +130,8 @@ flags_step(struct action_run *run, const struct imap_reply *reply)
 		flags_store(run);
 		return;
 	case FL_MAXUID:
-		/* an empty mailbox has no "*": max_uid stays 0 */
-		if (reply->status == IMAP_STATUS_NONE) {
-			action_fail_reply(run, reply, "UID FETCH");
-			return;
-		}
-		flags_store(run);
+		if (action_max_uid_done(run, reply))
+			flags_store(run);
 		return;
 	case FL_STORE:
 		if (reply->status != IMAP_STATUS_OK) {

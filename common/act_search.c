@@ -134,10 +134,7 @@ search_start(struct action_run *run)
 	run->step = SEARCH_EXAMINE;
 	if (action_select(run, action_param_str(run, "mailbox"), true) < 0)
 		return;
-	/* read-only: safe to pipeline behind the EXAMINE */
-	if (action_range_needs_max(run))
-		action_send_text(run, "UID FETCH * (UID)");
-	else
+	if (!action_ask_max_uid(run))
 		search_send(run);
 }
 
@@ -220,12 +217,8 @@ search_step(struct action_run *run, const struct imap_reply *reply)
 		run->step = action_range_needs_max(run) ? SEARCH_MAXUID : SEARCH_SEARCH;
 		return;
 	case SEARCH_MAXUID:
-		/* an empty mailbox has no "*" (some servers answer BAD to
-		 * UID FETCH * there): max_uid stays 0 */
-		if (reply->status == IMAP_STATUS_NONE) {
-			action_fail_reply(run, reply, "UID FETCH");
+		if (!action_max_uid_done(run, reply))
 			return;
-		}
 		run->step = SEARCH_SEARCH;
 		search_send(run);
 		return;

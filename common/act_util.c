@@ -168,6 +168,25 @@ action_range_needs_max(const struct action_run *run)
 	return range != NULL && !run->seq && strchr(range, '*') != NULL;
 }
 
+bool
+action_ask_max_uid(struct action_run *run)
+{
+	if (!action_range_needs_max(run))
+		return false;
+	action_send_text(run, "UID FETCH * (UID)");
+	return true;
+}
+
+bool
+action_max_uid_done(struct action_run *run, const struct imap_reply *reply)
+{
+	if (reply->status == IMAP_STATUS_NONE) {
+		action_fail_reply(run, reply, "UID FETCH");
+		return false;
+	}
+	return true;
+}
+
 void
 action_max_uid_untagged(const struct imap_resp *resp, uint32_t *max_r)
 {

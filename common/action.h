@@ -258,8 +258,15 @@ int action_copyuid_map(json_t *map, const struct imap_resp *resp);
  */
 /* Does the run's "range" hold "*" as a UID (not with seq)? */
 bool action_range_needs_max(const struct action_run *run);
+/* Sends UID FETCH * (UID) when action_range_needs_max (read only: it may
+ * follow the SELECT at once); returns whether it did. */
+bool action_ask_max_uid(struct action_run *run);
 /* Raises *max_r to the UID of an untagged FETCH. */
 void action_max_uid_untagged(const struct imap_resp *resp, uint32_t *max_r);
+/* Its answer is in: true to go on (a NO or BAD, as some servers give for
+ * an empty mailbox, which has no "*", leaves max 0); false when the run
+ * failed (the connection). */
+bool action_max_uid_done(struct action_run *run, const struct imap_reply *reply);
 /* Appends range (as checked by the table) to out with "*" as max (0: an
  * empty mailbox, where "*" is nothing): "*" is max, "n:*" and "*:n" are
  * n:max, or nothing when n > max; the ranges sorted and merged. Returns
