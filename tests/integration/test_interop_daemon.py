@@ -303,6 +303,10 @@ class InteropPush(DaemonCase):
         for m in mailboxes:
             if m != "INBOX":
                 self.imap.create(m)
+                # Dovecot's maildir settles a new mailbox's UIDVALIDITY at its
+                # first open: two sessions opening it at once (the trigger's
+                # STATUS, the watcher's EXAMINE) may be told two values
+                self.uidvalidity(m)
         cfg = self.make_config(max_connections=max_connections)
         rx = self.receiver()
         self.add_hook(cfg, "hook", rx)
